@@ -1,0 +1,101 @@
+"""The stored model: batches of images, images, and the faces found in them.
+
+Faces repeat their image's platform, batch and analysis time so that aggregate
+queries filter and group on one table.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from models.labels import EMOTIONS
+
+QUEUED, PROCESSING, DONE, FAILED = "queued", "processing", "done", "failed"
+IMAGE_STATES = (QUEUED, PROCESSING, DONE, FAILED)
+PLATFORMS = ("facebook", "instagram", "twitter", "other")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Batch(Base):
+    __tablename__ = "batches"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    platform: Mapped[str | None] = mapped_column(String(16))
+    total: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    images: Mapped[list[Image]] = relationship(back_populates="batch", order_by="Image.id")
+
+
+class Image(Base):
+    __tablename__ = "images"
+    __table_args__ = (Index("ix_images_batch_status", "batch_id", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"))
+    url: Mapped[str] = mapped_column(Text)
+    platform: Mapped[str] = mapped_column(String(16), index=True)
+    status: Mapped[str] = mapped_column(String(16), default=QUEUED, index=True)
+    error_code: Mapped[str | None] = mapped_column(String(32))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    content_type: Mapped[str | None] = mapped_column(String(100))
+    byte_size: Mapped[int | None] = mapped_column(Integer)
+    face_count: Mapped[int | None] = mapped_column(Integer)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    fetch_ms: Mapped[float | None] = mapped_column(Float)
+    analyze_ms: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+
+    batch: Mapped[Batch] = relationship(back_populates="images")
+    faces: Mapped[list[Face]] = relationship(
+        back_populates="image", order_by="Face.id", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class Face(Base):
+    __tablename__ = "faces"
+    __table_args__ = (Index("ix_faces_analyzed_emotion", "analyzed_at", "emotion"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
+    batch_id: Mapped[int] = mapped_column(Integer, index=True)
+    platform: Mapped[str] = mapped_column(String(16), index=True)
+    analyzed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    x: Mapped[int] = mapped_column(Integer)
+    y: Mapped[int] = mapped_column(Integer)
+    w: Mapped[int] = mapped_column(Integer)
+    h: Mapped[int] = mapped_column(Integer)
+    confidence: Mapped[float] = mapped_column(Float)
+    emotion: Mapped[str] = mapped_column(String(16), index=True)
+    score_angry: Mapped[float] = mapped_column(Float)
+    score_disgust: Mapped[float] = mapped_column(Float)
+    score_fear: Mapped[float] = mapped_column(Float)
+    score_happy: Mapped[float] = mapped_column(Float)
+    score_sad: Mapped[float] = mapped_column(Float)
+    score_surprise: Mapped[float] = mapped_column(Float)
+    score_neutral: Mapped[float] = mapped_column(Float)
+
+    image: Mapped[Image] = relationship(back_populates="faces")
+
+    @property
+    def box(self) -> list[int]:
+        return [self.x, self.y, self.w, self.h]
+
+    @property
+    def scores(self) -> dict[str, float]:
+        return {name: getattr(self, f"score_{name}") for name in EMOTIONS}

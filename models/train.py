@@ -1,0 +1,186 @@
+"""Training the expression CNN on FER2013 Training, selecting on PublicTest.
+
+Resumable: every epoch writes `last.keras` (with optimizer state) and `state.json`
+into the run directory; running again with the same directory continues from there.
+PrivateTest is only touched once, after training, to report the chosen checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import layers
+
+from models.architecture import build_emotion_cnn
+from models.data import default_data_path, file_sha256, load_split
+from models.labels import EMOTIONS
+from models.weights import DEFAULT_MODEL_PATH, model_card_path
+
+
+@dataclass
+class TrainConfig:
+    data: Path
+    run_dir: Path
+    output: Path = DEFAULT_MODEL_PATH
+    epochs: int = 20
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    label_smoothing: float = 0.1
+    widths: tuple[int, ...] = (32, 64, 128, 256)
+    dropout: float = 0.4
+    seed: int = 1337
+    limit: int | None = None  # use only the first N training images (smoke tests)
+
+
+def augmenter(seed: int) -> keras.Sequential:
+    """What FER2013 needs: faces are roughly aligned but vary in pose, framing and light."""
+    return keras.Sequential(
+        [
+            layers.RandomFlip("horizontal", seed=seed),
+            layers.RandomTranslation(0.1, 0.1, fill_mode="nearest", seed=seed + 1),
+            layers.RandomRotation(0.05, fill_mode="nearest", seed=seed + 2),
+            layers.RandomZoom(0.1, fill_mode="nearest", seed=seed + 3),
+            layers.RandomBrightness(0.15, value_range=(0, 255), seed=seed + 4),
+            layers.RandomContrast(0.2, seed=seed + 5),
+        ],
+        name="augment",
+    )
+
+
+
+def to_dataset(images: np.ndarray, labels: np.ndarray, batch: int, *, augment=None, seed: int = 0):
+    x = images[..., None].astype("float32")
+    y = keras.utils.to_categorical(labels, len(EMOTIONS))
+    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    if augment is not None:
+        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+        ds = ds.batch(batch).map(
+            lambda a, b: (tf.clip_by_value(augment(a, training=True), 0, 255), b),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+    else:
+        ds = ds.batch(batch)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+class RunState(keras.callbacks.Callback):
+    """Saves the resumable state after every epoch and logs one progress line."""
+
+    def __init__(self, run_dir: Path, best: float, started: float, elapsed_before: float):
+        super().__init__()
+        self.run_dir, self.best = run_dir, best
+        self.started, self.elapsed_before = started, elapsed_before
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        logs = logs or {}
+        self.best = max(self.best, float(logs.get("val_accuracy", 0.0)))
+        self.model.save(self.run_dir / "last.keras")
+        elapsed = self.elapsed_before + time.time() - self.started
+        state = {"epoch": epoch + 1, "best_val_accuracy": self.best, "elapsed_s": elapsed}
+        (self.run_dir / "state.json").write_text(json.dumps(state))
+        print(
+            f"epoch {epoch + 1}: loss {logs.get('loss', 0):.4f} acc {logs.get('accuracy', 0):.4f} "
+            f"PublicTest acc {logs.get('val_accuracy', 0):.4f} (best {self.best:.4f}) "
+            f"elapsed {elapsed / 60:.1f} min",
+            flush=True,
+        )
+
+
+def compile_model(model: keras.Model, cfg: TrainConfig, steps_per_epoch: int) -> None:
+    schedule = keras.optimizers.schedules.CosineDecay(
+        cfg.learning_rate, decay_steps=cfg.epochs * steps_per_epoch, alpha=0.01
+    )
+    model.compile(
+        optimizer=keras.optimizers.AdamW(schedule, weight_decay=cfg.weight_decay),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
+        metrics=["accuracy"],
+    )
+
+
+def train(cfg: TrainConfig) -> dict:
+    """Train (or resume), export the PublicTest-best model to `cfg.output`, write its card."""
+    keras.utils.set_random_seed(cfg.seed)
+    cfg.run_dir.mkdir(parents=True, exist_ok=True)
+    train_split = load_split(cfg.data, "Training")
+    public = load_split(cfg.data, "PublicTest")
+    x_train, y_train = train_split.images[: cfg.limit], train_split.labels[: cfg.limit]
+    steps = int(np.ceil(len(x_train) / cfg.batch_size))
+
+    state_file, last = cfg.run_dir / "state.json", cfg.run_dir / "last.keras"
+    state = json.loads(state_file.read_text()) if state_file.exists() and last.exists() else None
+    if state:
+        model = keras.models.load_model(last)
+        print(f"resuming {cfg.run_dir} at epoch {state['epoch']}", flush=True)
+    else:
+        model = build_emotion_cnn(cfg.widths, cfg.dropout)
+        compile_model(model, cfg, steps)
+        state = {"epoch": 0, "best_val_accuracy": 0.0, "elapsed_s": 0.0}
+    print(f"{model.count_params():,} parameters, {len(x_train):,} training images", flush=True)
+
+    best_path = cfg.run_dir / "best.keras"
+    callbacks = [
+        keras.callbacks.ModelCheckpoint(
+            best_path, monitor="val_accuracy", mode="max", save_best_only=True,
+            initial_value_threshold=state["best_val_accuracy"] or None,
+        ),
+        keras.callbacks.CSVLogger(str(cfg.run_dir / "history.csv"), append=True),
+        RunState(cfg.run_dir, state["best_val_accuracy"], time.time(), state["elapsed_s"]),
+    ]
+    if state["epoch"] < cfg.epochs:
+        model.fit(
+            to_dataset(x_train, y_train, cfg.batch_size, augment=augmenter(cfg.seed), seed=cfg.seed),
+            validation_data=to_dataset(public.images, public.labels, 256),
+            epochs=cfg.epochs,
+            initial_epoch=state["epoch"],
+            callbacks=callbacks,
+            verbose=2 if os.environ.get("SOCIALFER_TRAIN_VERBOSE") else 0,
+        )
+    final_state = json.loads(state_file.read_text())
+    return export(cfg, best_path, final_state)
+
+
+def export(cfg: TrainConfig, best_path: Path, state: dict) -> dict:
+    """Save the chosen model without optimizer state, then score it once on PrivateTest."""
+    from models.evaluate import evaluate_model
+
+    best = keras.models.load_model(best_path, compile=False)
+    cfg.output.parent.mkdir(parents=True, exist_ok=True)
+    best.save(cfg.output)
+    public = evaluate_model(cfg.output, cfg.data, "PublicTest")
+    private = evaluate_model(cfg.output, cfg.data, "PrivateTest")
+    card = {
+        "model": cfg.output.name,
+        "architecture": best.name,
+        "parameters": best.count_params(),
+        "classes": list(EMOTIONS),
+        "input": "48x48 uint8 grayscale face crop (see models/crops.py)",
+        "data_file": cfg.data.name,
+        "data_sha256": file_sha256(cfg.data),
+        "command": " ".join(shlex.quote(a) for a in sys.argv),
+        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
+        "epochs": state["epoch"],
+        "wall_time_s": round(state["elapsed_s"], 1),
+        "hardware": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cpus",
+        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
+        "selection": "best PublicTest accuracy over epochs",
+        "public_test_accuracy": public["accuracy"],
+        "private_test_accuracy": private["accuracy"],
+        "private_test_accuracy_flip_tta": private["accuracy_flip_tta"],
+    }
+    model_card_path(cfg.output).write_text(json.dumps(card, indent=2) + "\n")
+    return card
+
+
+def main_defaults() -> TrainConfig:
+    return TrainConfig(data=default_data_path(), run_dir=Path("runs/emotion_cnn"))

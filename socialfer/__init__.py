@@ -1,0 +1,1 @@
+"""socialfer: the application's configuration and command line (its composition root)."""

@@ -1,0 +1,70 @@
+"""Configuration from the environment, read once per process.
+
+Nothing set means the embedded default: a SQLite file and a filesystem broker in
+`SOCIALFER_DATA_DIR`, so a first look needs no servers.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+TRUE_WORDS = {"1", "true", "yes", "on"}
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "socialfer"
+
+
+def env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    return int(raw) if raw not in (None, "") else default
+
+
+def env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    return float(raw) if raw not in (None, "") else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    database_url: str
+    broker_url: str
+    api_keys: tuple[str, ...] = ()
+    allow_private_urls: bool = False
+    max_batch_urls: int = 1000
+    max_url_length: int = 2048
+    max_image_bytes: int = 20 * 1024 * 1024
+    connect_timeout: float = 5.0
+    read_timeout: float = 15.0
+    max_redirects: int = 5
+    page_size: int = 50
+    max_page_size: int = 500
+    broker_options: dict = field(default_factory=dict)
+
+    @property
+    def embedded_broker(self) -> bool:
+        return self.broker_url.startswith("filesystem://")
+
+    @property
+    def broker_dir(self) -> Path:
+        return self.data_dir / "broker"
+
+
+def load_settings() -> Settings:
+    data_dir = Path(os.environ.get("SOCIALFER_DATA_DIR") or default_data_dir())
+    broker_url = os.environ.get("SOCIALFER_BROKER_URL") or "filesystem://"
+    return Settings(
+        data_dir=data_dir,
+        database_url=os.environ.get("SOCIALFER_DATABASE_URL") or f"sqlite:///{data_dir / 'socialfer.db'}",
+        broker_url=broker_url,
+        api_keys=tuple(k.strip() for k in os.environ.get("SOCIALFER_API_KEYS", "").split(",") if k.strip()),
+        allow_private_urls=os.environ.get("SOCIALFER_ALLOW_PRIVATE_URLS", "").lower() in TRUE_WORDS,
+        max_batch_urls=env_int("SOCIALFER_MAX_BATCH_URLS", 1000),
+        max_image_bytes=env_int("SOCIALFER_MAX_IMAGE_BYTES", 20 * 1024 * 1024),
+        connect_timeout=env_float("SOCIALFER_CONNECT_TIMEOUT", 5.0),
+        read_timeout=env_float("SOCIALFER_READ_TIMEOUT", 15.0),
+    )

@@ -1,0 +1,1 @@
+"""Celery workers: fetch an image, analyse it, store the result. Tasks are thin wrappers."""

@@ -1,0 +1,49 @@
+"""The Celery application, built from settings. Importing this never loads TensorFlow.
+
+The API publishes by task name (`send_task`), so it needs only this module.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from celery import Celery
+
+from socialfer.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+ANALYZE_IMAGE = "socialfer.analyze_image"
+QUEUE = "socialfer"
+
+
+def make_celery(settings: Settings | None = None) -> Celery:
+    settings = settings or load_settings()
+    app = Celery("socialfer", broker=settings.broker_url, include=["workers.tasks"], set_as_current=False)
+    transport_options: dict = {}
+    if settings.embedded_broker:
+        queue_dir = settings.broker_dir / "queue"
+        queue_dir.mkdir(parents=True, exist_ok=True)
+        transport_options = {"data_folder_in": str(queue_dir), "data_folder_out": str(queue_dir)}
+    app.conf.update(
+        broker_transport_options=transport_options,
+        broker_connection_retry_on_startup=True,
+        task_default_queue=QUEUE,
+        task_ignore_result=True,  # results live in the database
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_soft_time_limit=240,
+        task_time_limit=300,
+        worker_hijack_root_logger=False,
+    )
+    app.conf.socialfer_settings = settings
+    return app
+
+
+def celery_init_app(flask_app: Flask, settings: Settings) -> Celery:
+    """Flask extension pattern: one Celery app per Flask app, kept in `app.extensions`."""
+    celery = make_celery(settings)
+    flask_app.extensions["celery"] = celery
+    return celery
