@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import keras
@@ -12,14 +13,14 @@ from models.weights import DEFAULT_MODEL_PATH
 
 
 class EmotionClassifier:
-    """Loads the committed model once; `predict` maps (N, 48, 48) uint8 to (N, 7) probabilities.
+    """Loads the committed model (or `$SOCIALFER_MODEL`) once; `predict` maps (N, 48, 48) uint8 to (N, 7) probabilities.
 
     With `flip_tta` (default on) each face is also classified mirrored and the two
     answers averaged: faces are left-right symmetric, so this is free accuracy.
     """
 
     def __init__(self, model_path: Path | str | None = None, *, flip_tta: bool = True, batch_size: int = 256):
-        self.model_path = Path(model_path or DEFAULT_MODEL_PATH)
+        self.model_path = Path(model_path or os.environ.get("SOCIALFER_MODEL") or DEFAULT_MODEL_PATH)
         if not self.model_path.exists():
             raise FileNotFoundError(f"expression model not found: {self.model_path}")
         self.model = keras.models.load_model(self.model_path, compile=False)

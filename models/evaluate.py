@@ -19,14 +19,18 @@ def confusion_matrix(labels: np.ndarray, predicted: np.ndarray) -> np.ndarray:
     return matrix
 
 
+def safe_divide(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.divide(a, b, out=np.zeros(len(a)), where=b > 0)
+
+
 def metrics(labels: np.ndarray, probs: np.ndarray) -> dict:
     """Accuracy, per-class precision/recall, macro-F1, and the seed's no-disgust column."""
     predicted = probs.argmax(1)
     matrix = confusion_matrix(labels, predicted)
     true_pos = np.diag(matrix).astype(float)
-    precision = np.divide(true_pos, matrix.sum(0), out=np.zeros(len(EMOTIONS)), where=matrix.sum(0) > 0)
-    recall = np.divide(true_pos, matrix.sum(1), out=np.zeros(len(EMOTIONS)), where=matrix.sum(1) > 0)
-    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros(len(EMOTIONS)), where=(precision + recall) > 0)
+    precision = safe_divide(true_pos, matrix.sum(0))
+    recall = safe_divide(true_pos, matrix.sum(1))
+    f1 = safe_divide(2 * precision * recall, precision + recall)
     keep = labels != DISGUST
     masked = probs[keep].copy()
     masked[:, DISGUST] = -1.0

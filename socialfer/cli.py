@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import sys
+import time
 from pathlib import Path
 
 import click
+
+from socialfer.settings import load_settings
+
+DEFAULT_API = "http://127.0.0.1:8000"
 
 
 @click.group()
@@ -27,8 +34,6 @@ def main() -> None:
 def train(data: Path | None, run_dir: Path, output: Path | None, epochs: int, batch_size: int,
           learning_rate: float, seed: int, limit: int | None) -> None:
     """Train the expression model on FER2013 (selection on PublicTest, report on PrivateTest)."""
-    import json
-
     from models.data import default_data_path
     from models.train import TrainConfig
     from models.train import train as run_training
@@ -38,3 +43,152 @@ def train(data: Path | None, run_dir: Path, output: Path | None, epochs: int, ba
                       epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed, limit=limit)
     card = run_training(cfg)
     click.echo(json.dumps(card, indent=2))
+
+
+@main.command()
+def migrate() -> None:
+    """Create or upgrade the database schema (Alembic)."""
+    from db.migrate import upgrade
+
+    settings = load_settings()
+    upgrade(settings.database_url)
+    click.echo(f"database is at the latest schema: {redact(settings.database_url)}")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", "http_workers", default=1, show_default=True, help="gunicorn worker processes.")
+@click.option("--with-worker/--no-worker", default=None,
+              help="Also run a Celery worker (default: only on the embedded broker).")
+def serve(host: str, port: int, http_workers: int, with_worker: bool | None) -> None:
+    """Run the API (gunicorn); on the embedded default also a worker, so nothing else is needed."""
+    from db.migrate import upgrade
+    from socialfer.server import GunicornServer, start_worker_process
+
+    settings = load_settings()
+    if settings.database_url.startswith("sqlite"):
+        upgrade(settings.database_url)  # the embedded default sets itself up
+    if with_worker if with_worker is not None else settings.embedded_broker:
+        start_worker_process(concurrency=1)
+    click.echo(f"socialfer is serving on http://{host}:{port}/ (data: {redact(settings.database_url)}, "
+               f"broker: {redact(settings.broker_url)})")
+    GunicornServer("api:create_app()", {
+        "bind": f"{host}:{port}", "workers": http_workers, "threads": 4, "accesslog": "-", "loglevel": "warning",
+    }).run()
+
+
+@main.command()
+@click.option("--concurrency", "-c", default=1, show_default=True, type=int, help="Pool processes.")
+@click.option("--loglevel", default="INFO", show_default=True)
+def worker(concurrency: int, loglevel: str) -> None:
+    """Run a Celery worker that analyses queued images."""
+    from workers.celery_app import QUEUE, make_celery
+
+    settings = load_settings()
+    app = make_celery(settings)
+    app.set_current()
+    app.set_default()
+    pool = "solo" if concurrency == 1 else "prefork"
+    app.worker_main(["worker", f"--loglevel={loglevel}", f"--concurrency={concurrency}", f"--pool={pool}",
+                     "-Q", QUEUE, "--without-gossip", "--without-mingle"])
+
+
+@main.command()
+@click.argument("urls", nargs=-1)
+@click.option("--file", "url_file", type=click.File("r"), help="A file with one URL per line ('-' for stdin).")
+@click.option("--platform", type=click.Choice(["facebook", "instagram", "twitter", "other"]), default=None)
+@click.option("--name", default=None, help="A name for the batch.")
+@click.option("--wait", is_flag=True, help="Show progress until every image is done or failed.")
+@click.option("--api", "api_url", envvar="SOCIALFER_API_URL", default=DEFAULT_API, show_default=True)
+@click.option("--api-key", envvar="SOCIALFER_API_KEY", default=None, help="Bearer key ($SOCIALFER_API_KEY).")
+def submit(urls: tuple[str, ...], url_file, platform: str | None, name: str | None, wait: bool,
+           api_url: str, api_key: str | None) -> None:
+    """Submit image URLs as one batch; prints the batch id."""
+    import requests
+
+    all_urls = list(urls) + ([line.strip() for line in url_file if line.strip()] if url_file else [])
+    if not all_urls:
+        raise click.UsageError("give at least one URL (arguments or --file)")
+    body: dict = {"urls": all_urls}
+    if platform:
+        body["platform"] = platform
+    if name:
+        body["name"] = name
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    try:
+        response = requests.post(f"{api_url}/api/v1/batches", json=body, headers=headers, timeout=60)
+    except requests.ConnectionError as exc:
+        raise click.ClickException(f"cannot reach the API at {api_url} (is `socialfer serve` running?)") from exc
+    if response.status_code != 202:
+        raise click.ClickException(f"{response.status_code}: {error_message(response)}")
+    batch = response.json()
+    click.echo(batch["id"])
+    if wait:
+        batch = wait_for_batch(requests, api_url, batch)
+        click.echo(f"batch {batch['id']}: {batch['done']} done, {batch['failed']} failed, {batch['faces']} faces",
+                   err=True)
+
+
+def wait_for_batch(requests, api_url: str, batch: dict) -> dict:
+    """Poll the batch and show a progress bar on stderr until every image is terminal."""
+    with click.progressbar(length=batch["total"], label=f"batch {batch['id']}", file=sys.stderr,
+                           show_pos=True) as bar:
+        finished = 0
+        while True:
+            batch = requests.get(f"{api_url}/api/v1/batches/{batch['id']}", timeout=30).json()
+            now = batch["done"] + batch["failed"]
+            bar.update(now - finished)
+            finished = now
+            if batch["status"] == "done":
+                return batch
+            time.sleep(1.0)
+
+
+def error_message(response) -> str:
+    try:
+        return response.json()["error"]["message"]
+    except (ValueError, KeyError, TypeError):
+        return response.text[:200]
+
+
+@main.command()
+@click.argument("image_files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per file.")
+def analyze(image_files: tuple[str, ...], as_json: bool) -> None:
+    """Analyse local image files directly (no queue) and print faces and emotions."""
+    from pathlib import Path
+
+    from models import FaceAnalyzer
+    from workers.imaging import DecodeError, decode_image
+
+    analyzer = FaceAnalyzer()
+    failed = False
+    for path in image_files:
+        try:
+            faces = [face.to_dict() for face in analyzer.analyze(decode_image(Path(path).read_bytes()))]
+        except DecodeError as exc:
+            failed = True
+            report = {"file": path, "error": {"code": exc.code, "message": exc.message}}
+            click.echo(json.dumps(report) if as_json else f"{path}: {exc.code}: {exc.message}", err=not as_json)
+            continue
+        if as_json:
+            click.echo(json.dumps({"file": path, "faces": faces}))
+            continue
+        click.echo(f"{path}: {len(faces)} face(s)")
+        for i, face in enumerate(faces, 1):
+            top = sorted(face["scores"].items(), key=lambda kv: -kv[1])[:3]
+            click.echo(f"  {i}. box {face['box']} confidence {face['confidence']:.3f} -> {face['emotion']} "
+                       f"({', '.join(f'{k} {v:.2f}' for k, v in top)})")
+    if failed:
+        sys.exit(1)
+
+
+def redact(url: str) -> str:
+    """A URL safe to print: no password."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":***@")
+    return url

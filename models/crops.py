@@ -1,0 +1,52 @@
+"""From a detector box to the classifier's 48x48 grayscale input.
+
+FER2013 faces are square, centred crops that include the whole face with a little
+hair and chin. MTCNN boxes are tighter (brows to chin) and not square, so we take a
+square around the box centre, `margin` larger than the box's longer side, pad with
+edge pixels where it leaves the image, convert to grayscale with the ITU-R 601 luma
+weights (as the FER2013 JPEGs were made), and resize to 48x48.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from models.labels import FACE_SIZE
+
+DEFAULT_MARGIN = 0.2
+
+
+def to_gray(rgb: np.ndarray) -> np.ndarray:
+    """RGB uint8 (H, W, 3) to grayscale uint8 (H, W); Y = 0.299 R + 0.587 G + 0.114 B."""
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+
+
+def square_region(box: tuple[int, int, int, int], margin: float = DEFAULT_MARGIN) -> tuple[int, int, int]:
+    """The (left, top, side) of the square crop for a box [x, y, w, h]."""
+    x, y, w, h = box
+    side = max(1, int(round(max(w, h) * (1 + margin))))
+    left = int(round(x + w / 2 - side / 2))
+    top = int(round(y + h / 2 - side / 2))
+    return left, top, side
+
+
+def crop_face(gray: np.ndarray, box: tuple[int, int, int, int], margin: float = DEFAULT_MARGIN) -> np.ndarray:
+    """A 48x48 uint8 crop of `gray` around `box`, edge-padded where the square leaves the image."""
+    left, top, side = square_region(box, margin)
+    height, width = gray.shape
+    pad = max(0, -left, -top, left + side - width, top + side - height)
+    if pad:
+        gray = cv2.copyMakeBorder(gray, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+        left, top = left + pad, top + pad
+    region = gray[top : top + side, left : left + side]
+    interpolation = cv2.INTER_AREA if side > FACE_SIZE else cv2.INTER_LINEAR
+    return cv2.resize(region, (FACE_SIZE, FACE_SIZE), interpolation=interpolation)
+
+
+def crop_faces(rgb: np.ndarray, boxes: list[tuple[int, int, int, int]], margin: float = DEFAULT_MARGIN) -> np.ndarray:
+    """(N, 48, 48) uint8 crops for every box, converting the image to grayscale once."""
+    if not boxes:
+        return np.zeros((0, FACE_SIZE, FACE_SIZE), dtype=np.uint8)
+    gray = to_gray(rgb)
+    return np.stack([crop_face(gray, box, margin) for box in boxes])

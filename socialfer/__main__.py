@@ -1,0 +1,3 @@
+from socialfer.cli import main
+
+main()

@@ -1,0 +1,47 @@
+"""Running the API under gunicorn from `socialfer serve`, with a worker alongside on the embedded default."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import subprocess
+import sys
+
+from gunicorn.app.base import BaseApplication
+
+
+class GunicornServer(BaseApplication):
+    """Gunicorn with options from code instead of its command line."""
+
+    def __init__(self, app_uri: str, options: dict):
+        self.app_uri = app_uri
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self):
+        from api import create_app
+
+        return create_app()
+
+
+def start_worker_process(concurrency: int) -> subprocess.Popen:
+    """A `socialfer worker` child that dies with us."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "socialfer", "worker", "--concurrency", str(concurrency)],
+        env=os.environ.copy(),
+    )
+
+    def stop() -> None:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+    atexit.register(stop)
+    return process

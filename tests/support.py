@@ -1,0 +1,121 @@
+"""Test helpers: a local image server, worker subprocesses, and polling."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from socialfer.settings import Settings, load_settings
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def make_settings(tmp_path: Path, **overrides) -> Settings:
+    """Settings as the environment gives them, with a private data dir and `overrides`."""
+    return dataclasses.replace(load_settings(), data_dir=tmp_path, **overrides)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ImageHandler(SimpleHTTPRequestHandler):
+    """Serves a directory, plus a few routes that misbehave on purpose."""
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server API
+        self.server.hits.append(self.path)  # type: ignore[attr-defined]
+        if self.path.startswith("/text"):
+            return self.reply(200, b"this is not an image\n" * 10, "text/plain")
+        if self.path.startswith("/page"):
+            return self.reply(200, b"<html><body>hello</body></html>", "text/html")
+        if self.path.startswith("/redirect-loop"):
+            return self.redirect("/redirect-loop")
+        if self.path.startswith("/redirect/"):
+            return self.redirect(self.path[len("/redirect") :])
+        if self.path.startswith("/slow"):
+            time.sleep(3)
+            return self.reply(200, b"late", "image/jpeg")
+        if self.path.startswith("/big"):
+            return self.reply(200, b"\xff\xd8\xff" + b"0" * (3 * 1024 * 1024), "image/jpeg")
+        return super().do_GET()
+
+    def reply(self, status: int, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def redirect(self, location: str) -> None:
+        self.send_response(302)
+        self.send_header("Location", location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *_args) -> None:
+        pass
+
+
+@contextmanager
+def image_server(directory: Path) -> Iterator[ThreadingHTTPServer]:
+    """A threaded HTTP server on 127.0.0.1 serving `directory`; `.url(path)` builds URLs."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(ImageHandler, directory=str(directory)))
+    server.hits = []  # type: ignore[attr-defined]
+    server.url = lambda path="": f"http://127.0.0.1:{server.server_port}/{path.lstrip('/')}"  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def wait_until(predicate: Callable[[], object], timeout: float, interval: float = 0.5, what: str = "condition"):
+    """Poll until `predicate()` is truthy; return its value or raise AssertionError."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+@contextmanager
+def socialfer_process(args: list[str], env: dict[str, str], log_path: Path) -> Iterator[subprocess.Popen]:
+    """Run `python -m socialfer ARGS` with `env` added; terminate it (and its children) afterwards."""
+    full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "socialfer", *args],
+            cwd=PROJECT_ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        try:
+            yield process
+        finally:
+            stop_process_group(process)
+
+
+def stop_process_group(process: subprocess.Popen) -> None:
+    import signal
+
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()

@@ -1,0 +1,119 @@
+"""One image through the worker pipeline, on the real Postgres, with a fake analyzer (unit level)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from sqlalchemy import func, select
+
+from db import DONE, FAILED, QUEUED, Batch, Database, Face, Image
+from models.analyzer import FaceResult
+from models.labels import EMOTIONS
+from tests.support import free_port, image_server, make_settings
+from workers.pipeline import WorkerContext, process_image, record_success
+
+HAPPY = {name: (0.94 if name == "happy" else 0.01) for name in EMOTIONS}
+
+
+class FakeAnalyzer:
+    def __init__(self, faces: list[FaceResult] | None = None, error: Exception | None = None):
+        self.faces = faces if faces is not None else [FaceResult((1, 2, 10, 12), 0.99, "happy", HAPPY)]
+        self.error = error
+        self.calls = 0
+
+    def analyze(self, rgb: np.ndarray) -> list[FaceResult]:
+        self.calls += 1
+        if self.error:
+            raise self.error
+        return self.faces
+
+
+def add_image(database: Database, url: str, platform: str = "twitter") -> int:
+    with database.session() as session:
+        batch = Batch(total=1)
+        image = Image(batch=batch, url=url, platform=platform, status=QUEUED)
+        session.add(image)
+        session.flush()
+        return image.id
+
+
+@pytest.fixture
+def server(tmp_path: Path):
+    cv2.imwrite(str(tmp_path / "photo.jpg"), np.full((40, 60, 3), 128, np.uint8))
+    with image_server(tmp_path) as srv:
+        yield srv
+
+
+def context(database: Database, tmp_path: Path, analyzer=None, **overrides) -> WorkerContext:
+    settings = make_settings(tmp_path, **{"allow_private_urls": True, "database_url": database.url, **overrides})
+    fake = analyzer or FakeAnalyzer()
+    return WorkerContext(settings, database, analyzer_factory=lambda: fake)
+
+
+def image(database: Database, image_id: int) -> Image:
+    with database.session() as session:
+        return session.get(Image, image_id)
+
+
+def test_success_stores_faces_and_details(pg_database: Database, server, tmp_path: Path) -> None:
+    image_id = add_image(pg_database, server.url("photo.jpg"))
+    assert process_image(image_id, context(pg_database, tmp_path)) == DONE
+    stored = image(pg_database, image_id)
+    assert (stored.status, stored.width, stored.height, stored.face_count, stored.attempts) == (DONE, 60, 40, 1, 1)
+    assert stored.fetch_ms is not None and stored.analyze_ms is not None and stored.finished_at is not None
+    with pg_database.session() as session:
+        face = session.scalars(select(Face).where(Face.image_id == image_id)).one()
+        assert (face.box, face.emotion, face.platform, face.batch_id) == ([1, 2, 10, 12], "happy", "twitter",
+                                                                         stored.batch_id)
+        assert face.scores == pytest.approx(HAPPY)
+
+
+@pytest.mark.parametrize(("path", "code"), [("nothing-here.jpg", "http_404"), ("text", "not_an_image")])
+def test_bad_urls_fail_with_codes(pg_database: Database, server, tmp_path: Path, path: str, code: str) -> None:
+    image_id = add_image(pg_database, server.url(path))
+    assert process_image(image_id, context(pg_database, tmp_path)) == FAILED
+    stored = image(pg_database, image_id)
+    assert (stored.status, stored.error_code) == (FAILED, code)
+    assert stored.error_message
+
+
+def test_unreachable_port_fails(pg_database: Database, tmp_path: Path) -> None:
+    image_id = add_image(pg_database, f"http://127.0.0.1:{free_port()}/x.jpg")
+    process_image(image_id, context(pg_database, tmp_path))
+    assert image(pg_database, image_id).error_code == "connection_error"
+
+
+def test_private_address_blocked_by_default(pg_database: Database, server, tmp_path: Path) -> None:
+    image_id = add_image(pg_database, server.url("photo.jpg"))
+    process_image(image_id, context(pg_database, tmp_path, allow_private_urls=False))
+    assert image(pg_database, image_id).error_code == "blocked_address"
+    assert server.hits == []
+
+
+def test_analyzer_crash_is_a_failure_not_a_lost_image(pg_database: Database, server, tmp_path: Path) -> None:
+    image_id = add_image(pg_database, server.url("photo.jpg"))
+    ctx = context(pg_database, tmp_path, analyzer=FakeAnalyzer(error=RuntimeError("boom")))
+    assert process_image(image_id, ctx) == FAILED
+    assert image(pg_database, image_id).error_code == "internal_error"
+
+
+def test_terminal_and_missing_images_are_skipped(pg_database: Database, server, tmp_path: Path) -> None:
+    analyzer = FakeAnalyzer()
+    ctx = context(pg_database, tmp_path, analyzer=analyzer)
+    image_id = add_image(pg_database, server.url("photo.jpg"))
+    process_image(image_id, ctx)
+    assert process_image(image_id, ctx) == "skipped"
+    assert process_image(10**9, ctx) == "skipped"
+    assert analyzer.calls == 1
+
+
+def test_recording_twice_replaces_faces(pg_database: Database, tmp_path: Path) -> None:
+    image_id = add_image(pg_database, "http://example.com/a.jpg")
+    faces = [FaceResult((0, 0, 5, 5), 0.99, "sad", HAPPY), FaceResult((9, 9, 5, 5), 0.98, "happy", HAPPY)]
+    record_success(pg_database, image_id, faces, {})
+    record_success(pg_database, image_id, faces, {})
+    with pg_database.session() as session:
+        assert session.scalar(select(func.count()).select_from(Face).where(Face.image_id == image_id)) == 2

@@ -1,0 +1,127 @@
+"""What a worker does with one image, as plain functions a test can call without Celery.
+
+State changes are short transactions: claim (processing), then either the faces and
+`done` in one transaction (replacing any faces from an earlier attempt), or `failed`
+with a reason code. An image already terminal is left alone, so redelivery is harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from sqlalchemy import delete
+
+from db import DONE, FAILED, PROCESSING, Database, Face, Image
+from db.schema import utcnow
+from socialfer.settings import Settings
+from workers.fetch import FetchError, fetch_image
+from workers.imaging import DecodeError, decode_image
+
+if TYPE_CHECKING:
+    from models.analyzer import FaceAnalyzer, FaceResult
+
+log = logging.getLogger(__name__)
+TERMINAL = (DONE, FAILED)
+
+
+def load_analyzer() -> FaceAnalyzer:
+    from models.analyzer import FaceAnalyzer
+
+    return FaceAnalyzer()
+
+
+@dataclass
+class WorkerContext:
+    """Per-process resources: settings, database, and the analyzer (loaded on first use)."""
+
+    settings: Settings
+    database: Database
+    analyzer_factory: Callable[[], FaceAnalyzer] = load_analyzer
+    _analyzer: FaceAnalyzer | None = field(default=None, repr=False)
+
+    @property
+    def analyzer(self) -> FaceAnalyzer:
+        if self._analyzer is None:
+            self._analyzer = self.analyzer_factory()
+        return self._analyzer
+
+
+def claim(database: Database, image_id: int) -> Image | None:
+    """Mark the image `processing`; None if it is gone or already terminal."""
+    with database.session() as session:
+        image = session.get(Image, image_id)
+        if image is None or image.status in TERMINAL:
+            return None
+        image.status = PROCESSING
+        image.started_at = utcnow()
+        image.attempts += 1
+        session.flush()
+        session.expunge(image)
+        return image
+
+
+def record_failure(database: Database, image_id: int, code: str, message: str) -> None:
+    with database.session() as session:
+        image = session.get(Image, image_id)
+        if image is None:
+            return
+        image.status, image.error_code, image.error_message = FAILED, code, message[:2000]
+        image.finished_at = utcnow()
+
+
+def record_success(database: Database, image_id: int, faces: list[FaceResult], details: dict) -> None:
+    """Replace the image's faces and mark it done, atomically."""
+    with database.session() as session:
+        image = session.get(Image, image_id)
+        if image is None:
+            return
+        finished = utcnow()
+        session.execute(delete(Face).where(Face.image_id == image_id))
+        session.add_all(
+            Face(
+                image_id=image_id, batch_id=image.batch_id, platform=image.platform, analyzed_at=finished,
+                x=f.box[0], y=f.box[1], w=f.box[2], h=f.box[3], confidence=f.confidence, emotion=f.emotion,
+                **{f"score_{name}": value for name, value in f.scores.items()},
+            )
+            for f in faces
+        )
+        for key, value in details.items():
+            setattr(image, key, value)
+        image.status, image.error_code, image.error_message = DONE, None, None
+        image.face_count = len(faces)
+        image.finished_at = finished
+
+
+def process_image(image_id: int, ctx: WorkerContext) -> str:
+    """Fetch, decode, analyse and store one image; returns its final status."""
+    image = claim(ctx.database, image_id)
+    if image is None:
+        return "skipped"
+    try:
+        started = time.perf_counter()
+        fetched = fetch_image(image.url, ctx.settings)
+        fetched_at = time.perf_counter()
+        rgb = decode_image(fetched.content)
+        faces = ctx.analyzer.analyze(rgb)
+        finished = time.perf_counter()
+    except (FetchError, DecodeError) as exc:
+        record_failure(ctx.database, image_id, exc.code, exc.message)
+        return FAILED
+    except Exception as exc:
+        log.exception("image %s failed unexpectedly", image_id)
+        record_failure(ctx.database, image_id, "internal_error", f"{exc.__class__.__name__}: {exc}")
+        return FAILED
+    details = {
+        "width": int(rgb.shape[1]),
+        "height": int(rgb.shape[0]),
+        "content_type": fetched.content_type,
+        "byte_size": len(fetched.content),
+        "fetch_ms": round((fetched_at - started) * 1000, 1),
+        "analyze_ms": round((finished - fetched_at) * 1000, 1),
+    }
+    record_success(ctx.database, image_id, faces, details)
+    return DONE

@@ -1,0 +1,37 @@
+"""Celery tasks: thin wrappers over `workers.pipeline`."""
+
+from __future__ import annotations
+
+import os
+
+from celery import shared_task
+from celery.signals import worker_process_init
+
+from db import Database
+from workers.celery_app import ANALYZE_IMAGE
+from workers.pipeline import WorkerContext, process_image
+
+_context: tuple[int, WorkerContext] | None = None
+
+
+def worker_context(app) -> WorkerContext:
+    """One context per process (rebuilt after a fork), so models load once per worker process."""
+    global _context
+    if _context is None or _context[0] != os.getpid():
+        settings = app.conf.socialfer_settings
+        _context = (os.getpid(), WorkerContext(settings, Database(settings.database_url)))
+    return _context[1]
+
+
+@worker_process_init.connect
+def warm_up(sender=None, **_kwargs) -> None:
+    """Load the models when a pool process starts, not on its first image."""
+    from celery import current_app
+
+    if getattr(current_app.conf, "socialfer_settings", None) is not None:
+        worker_context(current_app).analyzer  # noqa: B018 - loads the models
+
+
+@shared_task(name=ANALYZE_IMAGE, bind=True)
+def analyze_image(self, image_id: int) -> str:
+    return process_image(image_id, worker_context(self.app))
