@@ -4,6 +4,15 @@ from db.schema import DONE, FAILED, IMAGE_STATES, PLATFORMS, PROCESSING, QUEUED,
 from db.session import Database
 
 __all__ = [
-    "DONE", "FAILED", "IMAGE_STATES", "PLATFORMS", "PROCESSING", "QUEUED",
-    "Base", "Batch", "Database", "Face", "Image",
+    "DONE",
+    "FAILED",
+    "IMAGE_STATES",
+    "PLATFORMS",
+    "PROCESSING",
+    "QUEUED",
+    "Base",
+    "Batch",
+    "Database",
+    "Face",
+    "Image",
 ]

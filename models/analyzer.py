@@ -26,8 +26,12 @@ class FaceResult:
 class FaceAnalyzer:
     """Holds one detector and one classifier; build it once per process and reuse it."""
 
-    def __init__(self, detector: FaceDetector | None = None, classifier: EmotionClassifier | None = None,
-                 margin: float = DEFAULT_MARGIN):
+    def __init__(
+        self,
+        detector: FaceDetector | None = None,
+        classifier: EmotionClassifier | None = None,
+        margin: float = DEFAULT_MARGIN,
+    ):
         self.detector = detector or FaceDetector()
         self.classifier = classifier or EmotionClassifier()
         self.margin = margin

@@ -58,7 +58,6 @@ def augmenter(seed: int) -> keras.Sequential:
     )
 
 
-
 def to_dataset(images: np.ndarray, labels: np.ndarray, batch: int, *, augment=None, seed: int = 0):
     x = images[..., None].astype("float32")
     y = keras.utils.to_categorical(labels, len(EMOTIONS))
@@ -131,7 +130,10 @@ def train(cfg: TrainConfig) -> dict:
     best_path = cfg.run_dir / "best.keras"
     callbacks = [
         keras.callbacks.ModelCheckpoint(
-            best_path, monitor="val_accuracy", mode="max", save_best_only=True,
+            best_path,
+            monitor="val_accuracy",
+            mode="max",
+            save_best_only=True,
             initial_value_threshold=state["best_val_accuracy"] or None,
         ),
         keras.callbacks.CSVLogger(str(cfg.run_dir / "history.csv"), append=True),

@@ -20,27 +20,56 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--data", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="FER2013 NPZ (default: $SOCIALFER_FER2013 or ../shared/data/fer2013.npz).")
-@click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/emotion_cnn"),
-              show_default=True, help="Checkpoints and logs; an existing run resumes.")
-@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Where the chosen model goes (default: models/weights/emotion_cnn.keras).")
+@click.option(
+    "--data",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="FER2013 NPZ (default: $SOCIALFER_FER2013 or ../shared/data/fer2013.npz).",
+)
+@click.option(
+    "--run-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("runs/emotion_cnn"),
+    show_default=True,
+    help="Checkpoints and logs; an existing run resumes.",
+)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Where the chosen model goes (default: models/weights/emotion_cnn.keras).",
+)
 @click.option("--epochs", type=int, default=20, show_default=True)
 @click.option("--batch-size", type=int, default=64, show_default=True)
 @click.option("--learning-rate", type=float, default=1e-3, show_default=True)
 @click.option("--seed", type=int, default=1337, show_default=True)
 @click.option("--limit", type=int, default=None, help="Train on the first N images only (smoke runs).")
-def train(data: Path | None, run_dir: Path, output: Path | None, epochs: int, batch_size: int,
-          learning_rate: float, seed: int, limit: int | None) -> None:
+def train(
+    data: Path | None,
+    run_dir: Path,
+    output: Path | None,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    seed: int,
+    limit: int | None,
+) -> None:
     """Train the expression model on FER2013 (selection on PublicTest, report on PrivateTest)."""
     from models.data import default_data_path
     from models.train import TrainConfig
     from models.train import train as run_training
     from models.weights import DEFAULT_MODEL_PATH
 
-    cfg = TrainConfig(data=data or default_data_path(), run_dir=run_dir, output=output or DEFAULT_MODEL_PATH,
-                      epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed, limit=limit)
+    cfg = TrainConfig(
+        data=data or default_data_path(),
+        run_dir=run_dir,
+        output=output or DEFAULT_MODEL_PATH,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        seed=seed,
+        limit=limit,
+    )
     card = run_training(cfg)
     click.echo(json.dumps(card, indent=2))
 
@@ -59,8 +88,9 @@ def migrate() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", "http_workers", default=1, show_default=True, help="gunicorn worker processes.")
-@click.option("--with-worker/--no-worker", default=None,
-              help="Also run a Celery worker (default: only on the embedded broker).")
+@click.option(
+    "--with-worker/--no-worker", default=None, help="Also run a Celery worker (default: only on the embedded broker)."
+)
 def serve(host: str, port: int, http_workers: int, with_worker: bool | None) -> None:
     """Run the API (gunicorn); on the embedded default also a worker, so nothing else is needed."""
     from db.migrate import upgrade
@@ -71,11 +101,20 @@ def serve(host: str, port: int, http_workers: int, with_worker: bool | None) -> 
         upgrade(settings.database_url)  # the embedded default sets itself up
     if with_worker if with_worker is not None else settings.embedded_broker:
         start_worker_process(concurrency=1)
-    click.echo(f"socialfer is serving on http://{host}:{port}/ (data: {redact(settings.database_url)}, "
-               f"broker: {redact(settings.broker_url)})")
-    GunicornServer("api:create_app()", {
-        "bind": f"{host}:{port}", "workers": http_workers, "threads": 4, "accesslog": "-", "loglevel": "warning",
-    }).run()
+    click.echo(
+        f"socialfer is serving on http://{host}:{port}/ (data: {redact(settings.database_url)}, "
+        f"broker: {redact(settings.broker_url)})"
+    )
+    GunicornServer(
+        "api:create_app()",
+        {
+            "bind": f"{host}:{port}",
+            "workers": http_workers,
+            "threads": 4,
+            "accesslog": "-",
+            "loglevel": "warning",
+        },
+    ).run()
 
 
 @main.command()
@@ -90,8 +129,18 @@ def worker(concurrency: int, loglevel: str) -> None:
     app.set_current()
     app.set_default()
     pool = "solo" if concurrency == 1 else "prefork"
-    app.worker_main(["worker", f"--loglevel={loglevel}", f"--concurrency={concurrency}", f"--pool={pool}",
-                     "-Q", QUEUE, "--without-gossip", "--without-mingle"])
+    app.worker_main(
+        [
+            "worker",
+            f"--loglevel={loglevel}",
+            f"--concurrency={concurrency}",
+            f"--pool={pool}",
+            "-Q",
+            QUEUE,
+            "--without-gossip",
+            "--without-mingle",
+        ]
+    )
 
 
 @main.command()
@@ -102,8 +151,15 @@ def worker(concurrency: int, loglevel: str) -> None:
 @click.option("--wait", is_flag=True, help="Show progress until every image is done or failed.")
 @click.option("--api", "api_url", envvar="SOCIALFER_API_URL", default=DEFAULT_API, show_default=True)
 @click.option("--api-key", envvar="SOCIALFER_API_KEY", default=None, help="Bearer key ($SOCIALFER_API_KEY).")
-def submit(urls: tuple[str, ...], url_file, platform: str | None, name: str | None, wait: bool,
-           api_url: str, api_key: str | None) -> None:
+def submit(
+    urls: tuple[str, ...],
+    url_file,
+    platform: str | None,
+    name: str | None,
+    wait: bool,
+    api_url: str,
+    api_key: str | None,
+) -> None:
     """Submit image URLs as one batch; prints the batch id."""
     import requests
 
@@ -126,14 +182,14 @@ def submit(urls: tuple[str, ...], url_file, platform: str | None, name: str | No
     click.echo(batch["id"])
     if wait:
         batch = wait_for_batch(requests, api_url, batch)
-        click.echo(f"batch {batch['id']}: {batch['done']} done, {batch['failed']} failed, {batch['faces']} faces",
-                   err=True)
+        click.echo(
+            f"batch {batch['id']}: {batch['done']} done, {batch['failed']} failed, {batch['faces']} faces", err=True
+        )
 
 
 def wait_for_batch(requests, api_url: str, batch: dict) -> dict:
     """Poll the batch and show a progress bar on stderr until every image is terminal."""
-    with click.progressbar(length=batch["total"], label=f"batch {batch['id']}", file=sys.stderr,
-                           show_pos=True) as bar:
+    with click.progressbar(length=batch["total"], label=f"batch {batch['id']}", file=sys.stderr, show_pos=True) as bar:
         finished = 0
         while True:
             batch = requests.get(f"{api_url}/api/v1/batches/{batch['id']}", timeout=30).json()
@@ -178,8 +234,10 @@ def analyze(image_files: tuple[str, ...], as_json: bool) -> None:
         click.echo(f"{path}: {len(faces)} face(s)")
         for i, face in enumerate(faces, 1):
             top = sorted(face["scores"].items(), key=lambda kv: -kv[1])[:3]
-            click.echo(f"  {i}. box {face['box']} confidence {face['confidence']:.3f} -> {face['emotion']} "
-                       f"({', '.join(f'{k} {v:.2f}' for k, v in top)})")
+            click.echo(
+                f"  {i}. box {face['box']} confidence {face['confidence']:.3f} -> {face['emotion']} "
+                f"({', '.join(f'{k} {v:.2f}' for k, v in top)})"
+            )
     if failed:
         sys.exit(1)
 

@@ -68,10 +68,15 @@ class ImageHandler(SimpleHTTPRequestHandler):
         pass
 
 
+class QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address) -> None:
+        """Clients that hang up early (timeouts, size caps) are expected here."""
+
+
 @contextmanager
 def image_server(directory: Path) -> Iterator[ThreadingHTTPServer]:
     """A threaded HTTP server on 127.0.0.1 serving `directory`; `.url(path)` builds URLs."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(ImageHandler, directory=str(directory)))
+    server = QuietServer(("127.0.0.1", 0), partial(ImageHandler, directory=str(directory)))
     server.hits = []  # type: ignore[attr-defined]
     server.url = lambda path="": f"http://127.0.0.1:{server.server_port}/{path.lstrip('/')}"  # type: ignore[attr-defined]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -95,13 +100,22 @@ def wait_until(predicate: Callable[[], object], timeout: float, interval: float 
 
 
 @contextmanager
-def socialfer_process(args: list[str], env: dict[str, str], log_path: Path) -> Iterator[subprocess.Popen]:
-    """Run `python -m socialfer ARGS` with `env` added; terminate it (and its children) afterwards."""
-    full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
+def socialfer_process(args: list[str], env: dict[str, str | None], log_path: Path) -> Iterator[subprocess.Popen]:
+    """Run `python -m socialfer ARGS` with `env` applied (None removes a variable); stop its group afterwards."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    for key, value in env.items():
+        if value is None:
+            full_env.pop(key, None)
+        else:
+            full_env[key] = value
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "socialfer", *args],
-            cwd=PROJECT_ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=PROJECT_ROOT,
+            env=full_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         try:
             yield process

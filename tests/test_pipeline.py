@@ -66,8 +66,12 @@ def test_success_stores_faces_and_details(pg_database: Database, server, tmp_pat
     assert stored.fetch_ms is not None and stored.analyze_ms is not None and stored.finished_at is not None
     with pg_database.session() as session:
         face = session.scalars(select(Face).where(Face.image_id == image_id)).one()
-        assert (face.box, face.emotion, face.platform, face.batch_id) == ([1, 2, 10, 12], "happy", "twitter",
-                                                                         stored.batch_id)
+        assert (face.box, face.emotion, face.platform, face.batch_id) == (
+            [1, 2, 10, 12],
+            "happy",
+            "twitter",
+            stored.batch_id,
+        )
         assert face.scores == pytest.approx(HAPPY)
 
 

@@ -21,7 +21,11 @@ QUEUE = "socialfer"
 def make_celery(settings: Settings | None = None) -> Celery:
     settings = settings or load_settings()
     app = Celery("socialfer", broker=settings.broker_url, include=["workers.tasks"], set_as_current=False)
-    transport_options: dict = {}
+    # Bounded socket waits: a broker that drops packets must not hang a POST or a worker.
+    transport_options: dict = {
+        "socket_connect_timeout": settings.connect_timeout,
+        "socket_timeout": settings.read_timeout,
+    }
     if settings.embedded_broker:
         queue_dir = settings.broker_dir / "queue"
         queue_dir.mkdir(parents=True, exist_ok=True)

@@ -83,8 +83,16 @@ def record_success(database: Database, image_id: int, faces: list[FaceResult], d
         session.execute(delete(Face).where(Face.image_id == image_id))
         session.add_all(
             Face(
-                image_id=image_id, batch_id=image.batch_id, platform=image.platform, analyzed_at=finished,
-                x=f.box[0], y=f.box[1], w=f.box[2], h=f.box[3], confidence=f.confidence, emotion=f.emotion,
+                image_id=image_id,
+                batch_id=image.batch_id,
+                platform=image.platform,
+                analyzed_at=finished,
+                x=f.box[0],
+                y=f.box[1],
+                w=f.box[2],
+                h=f.box[3],
+                confidence=f.confidence,
+                emotion=f.emotion,
                 **{f"score_{name}": value for name, value in f.scores.items()},
             )
             for f in faces

@@ -1,0 +1,41 @@
+"""The HTTP API: a Flask application factory over the database and the Celery broker.
+
+Imports stay light on purpose: publishing is by task name through `workers.celery_app`,
+so the API process never loads TensorFlow or the worker code.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from api import auth, batches, docs, faces, health, images, stats
+from api.context import SETTINGS_KEY
+from api.errors import register_error_handlers
+from api.params import IdConverter
+from db import Database
+from socialfer.settings import Settings, load_settings
+from workers.celery_app import celery_init_app
+
+BLUEPRINTS = (batches.bp, images.bp, faces.bp, stats.bp, health.bp, docs.bp)
+BODY_OVERHEAD = 64 * 1024  # JSON punctuation, name and platform around the URLs
+
+
+def max_body_size(settings: Settings) -> int:
+    """Large enough for the largest valid batch, so only bodies that could never be accepted get 413."""
+    return settings.max_batch_urls * (settings.max_url_length + 8) + BODY_OVERHEAD
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or load_settings()
+    app = Flask(__name__)
+    app.config[SETTINGS_KEY] = settings
+    app.config["MAX_CONTENT_LENGTH"] = max_body_size(settings)
+    app.json.sort_keys = False  # keep emotions in model order and fields in documented order
+    app.url_map.converters["id"] = IdConverter
+    app.extensions["db"] = Database(settings.database_url)
+    celery_init_app(app, settings)
+    register_error_handlers(app)
+    app.before_request(auth.require_api_key)
+    for blueprint in BLUEPRINTS:
+        app.register_blueprint(blueprint)
+    return app

@@ -1,0 +1,77 @@
+"""Rows to JSON-ready dicts: the one place that decides the API's field names and formats."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from db import DONE, PROCESSING, QUEUED, Batch, Face, Image
+
+
+def iso(value: datetime | None) -> str | None:
+    """ISO 8601 in UTC with a "Z"; SQLite hands back naive datetimes, which are UTC by construction."""
+    if value is None:
+        return None
+    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def batch_status(counts: dict[str, int], total: int) -> str:
+    """Nothing started yet, nothing left to do, or in between."""
+    if counts[QUEUED] == total:
+        return QUEUED
+    if counts[QUEUED] + counts[PROCESSING] == 0:
+        return DONE
+    return PROCESSING
+
+
+def batch_json(batch: Batch, counts: dict[str, int]) -> dict[str, Any]:
+    """A batch with its progress; `counts` is its entry from `db.queries.batch_counts`."""
+    return {
+        "id": batch.id,
+        "name": batch.name,
+        "platform": batch.platform,
+        "created_at": iso(batch.created_at),
+        "total": batch.total,
+        **counts,
+        "status": batch_status(counts, batch.total),
+    }
+
+
+def face_json(face: Face, *, listing: bool = False) -> dict[str, Any]:
+    """A face; in the `/faces` listing it also says where and when it was found."""
+    data: dict[str, Any] = {
+        "id": face.id,
+        "image_id": face.image_id,
+        "box": face.box,
+        "confidence": face.confidence,
+        "emotion": face.emotion,
+        "scores": face.scores,
+    }
+    if listing:
+        data.update(platform=face.platform, batch_id=face.batch_id, analyzed_at=iso(face.analyzed_at))
+    return data
+
+
+def image_json(image: Image) -> dict[str, Any]:
+    """An image with its outcome and faces (load `Image.faces` eagerly when serialising many)."""
+    error = {"code": image.error_code, "message": image.error_message} if image.error_code else None
+    return {
+        "id": image.id,
+        "batch_id": image.batch_id,
+        "url": image.url,
+        "platform": image.platform,
+        "status": image.status,
+        "error": error,
+        "width": image.width,
+        "height": image.height,
+        "content_type": image.content_type,
+        "byte_size": image.byte_size,
+        "face_count": image.face_count,
+        "attempts": image.attempts,
+        "timings": {"fetch_ms": image.fetch_ms, "analyze_ms": image.analyze_ms},
+        "created_at": iso(image.created_at),
+        "started_at": iso(image.started_at),
+        "finished_at": iso(image.finished_at),
+        "faces": [face_json(face) for face in image.faces],
+    }

@@ -1,0 +1,88 @@
+"""The committed expression model and the analyzer built on it (no training here)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models import EmotionClassifier, FaceAnalyzer
+from models.data import file_sha256, load_split
+from models.labels import EMOTIONS
+from models.weights import DEFAULT_MODEL_PATH, model_card_path
+from workers.imaging import decode_image
+
+# Measured 0.XXX on this subset (see BENCHMARKS.md); the floor leaves room for numeric noise only.
+PRIVATE_SUBSET_FLOOR = 0.60
+# Faces MTCNN finds at the shipped threshold (the data README counts 13; the small face lying
+# down in instagram/3 is missed, and nothing spurious, like the logo on facebook/3, is found).
+EXPECTED_FACES = {
+    "facebook/1": 1,
+    "facebook/2": 1,
+    "facebook/3": 2,
+    "instagram/1": 1,
+    "instagram/2": 1,
+    "instagram/3": 0,
+    "twitter/1": 2,
+    "twitter/2": 1,
+    "twitter/3": 1,
+    "twitter/4": 1,
+    "twitter/5": 1,
+}
+
+
+@pytest.fixture(scope="module")
+def classifier() -> EmotionClassifier:
+    return EmotionClassifier(DEFAULT_MODEL_PATH)
+
+
+def test_model_card_records_how_the_model_was_made(shared_data: Path) -> None:
+    card = json.loads(model_card_path(DEFAULT_MODEL_PATH).read_text())
+    assert card["classes"] == list(EMOTIONS)
+    assert card["data_sha256"] == file_sha256(shared_data / "fer2013.npz")
+    assert card["private_test_accuracy"] >= 0.60
+    assert DEFAULT_MODEL_PATH.stat().st_size < 20 * 1024 * 1024
+
+
+def test_predict_returns_probabilities(classifier: EmotionClassifier) -> None:
+    faces = np.random.default_rng(0).integers(0, 256, (5, 48, 48), dtype=np.uint8)
+    probs = classifier.predict(faces)
+    assert probs.shape == (5, 7) and probs.dtype == np.float32
+    assert np.allclose(probs.sum(1), 1.0, atol=1e-4)
+    assert classifier.predict(np.zeros((0, 48, 48), np.uint8)).shape == (0, 7)
+    with pytest.raises(ValueError):
+        classifier.predict(np.zeros((2, 64, 64), np.uint8))
+
+
+def test_flip_averaging_is_the_mean_of_both_views(classifier: EmotionClassifier) -> None:
+    faces = np.random.default_rng(1).integers(0, 256, (3, 48, 48), dtype=np.uint8)
+    both = classifier.predict(faces)
+    classifier.flip_tta = False
+    try:
+        plain, mirrored = classifier.predict(faces), classifier.predict(faces[:, :, ::-1])
+    finally:
+        classifier.flip_tta = True
+    assert np.allclose(both, (plain + mirrored) / 2, atol=1e-5)
+
+
+def test_accuracy_floor_on_a_fixed_private_test_subset(classifier: EmotionClassifier, shared_data: Path) -> None:
+    split = load_split(shared_data / "fer2013.npz", "PrivateTest")
+    subset = np.random.default_rng(2013).permutation(len(split))[:1000]
+    accuracy = float((classifier.predict(split.images[subset]).argmax(1) == split.labels[subset]).mean())
+    assert accuracy >= PRIVATE_SUBSET_FLOOR, accuracy
+
+
+def test_analyzer_finds_the_faces_in_the_examples(shared_data: Path, classifier: EmotionClassifier) -> None:
+    analyzer = FaceAnalyzer(classifier=classifier)
+    found = {}
+    for name in EXPECTED_FACES:
+        rgb = decode_image((shared_data / "social_examples" / f"{name}.jpeg").read_bytes())
+        faces = analyzer.analyze(rgb)
+        found[name] = len(faces)
+        for face in faces:
+            x, y, w, h = face.box
+            assert x >= 0 and y >= 0 and x + w <= rgb.shape[1] and y + h <= rgb.shape[0]
+            assert face.emotion in EMOTIONS and abs(sum(face.scores.values()) - 1) < 1e-3
+    assert found == EXPECTED_FACES
