@@ -27,9 +27,14 @@ def make_celery(settings: Settings | None = None) -> Celery:
         "socket_timeout": settings.read_timeout,
     }
     if settings.embedded_broker:
-        queue_dir = settings.broker_dir / "queue"
-        queue_dir.mkdir(parents=True, exist_ok=True)
-        transport_options = {"data_folder_in": str(queue_dir), "data_folder_out": str(queue_dir)}
+        queue_dir, control_dir = settings.broker_dir / "queue", settings.broker_dir / "control"
+        for folder in (queue_dir, control_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        transport_options = {
+            "data_folder_in": str(queue_dir),
+            "data_folder_out": str(queue_dir),
+            "control_folder": str(control_dir),
+        }
     app.conf.update(
         broker_transport_options=transport_options,
         broker_connection_retry_on_startup=True,
