@@ -14,7 +14,7 @@ import redis
 import requests
 
 from models.labels import EMOTIONS
-from tests.support import free_port, image_server, socialfer_process, wait_until
+from tests.support import EXPECTED_FACES, free_port, image_server, socialfer_process, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -78,7 +78,8 @@ def check_flow(base: str, examples, unreachable_port: int) -> dict:
         assert (state["done"], state["failed"]) == (EXPECTED_PER_PLATFORM[platform], 0), state
         for image in all_images(base, batch["id"]):
             assert image["status"] == "done" and image["platform"] == platform
-            assert image["width"] > 0 and image["face_count"] == len(image["faces"]) >= 1, image["url"]
+            name = image["url"].split("/", 3)[-1].removesuffix(".jpeg")
+            assert image["width"] > 0 and image["face_count"] == len(image["faces"]) == EXPECTED_FACES[name], name
             for face in image["faces"]:
                 assert set(face["scores"]) == set(EMOTIONS)
                 assert sum(face["scores"].values()) == pytest.approx(1.0, abs=1e-3)

@@ -12,25 +12,11 @@ from models import EmotionClassifier, FaceAnalyzer
 from models.data import file_sha256, load_split
 from models.labels import EMOTIONS
 from models.weights import DEFAULT_MODEL_PATH, model_card_path
+from tests.support import EXPECTED_FACES
 from workers.imaging import decode_image
 
 # Measured 0.XXX on this subset (see BENCHMARKS.md); the floor leaves room for numeric noise only.
 PRIVATE_SUBSET_FLOOR = 0.60
-# Faces MTCNN finds at the shipped threshold (the data README counts 13; the small face lying
-# down in instagram/3 is missed, and nothing spurious, like the logo on facebook/3, is found).
-EXPECTED_FACES = {
-    "facebook/1": 1,
-    "facebook/2": 1,
-    "facebook/3": 2,
-    "instagram/1": 1,
-    "instagram/2": 1,
-    "instagram/3": 0,
-    "twitter/1": 2,
-    "twitter/2": 1,
-    "twitter/3": 1,
-    "twitter/4": 1,
-    "twitter/5": 1,
-}
 
 
 @pytest.fixture(scope="module")
