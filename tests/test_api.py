@@ -659,7 +659,6 @@ def test_empty_parameters_mean_absent(client: FlaskClient, seeded: StatsData) ->
         "/api/v1/batches/0",
         "/api/v1/batches/abc",
         "/api/v2/anything",
-        "/",
     ],
 )
 def test_unknown_things_are_404_json(client: FlaskClient, path: str) -> None:
@@ -823,3 +822,19 @@ print(sorted(name for name in sys.modules if name.split(".")[0] in ("tensorflow"
     assert result.stdout.strip() == "[]"
     assert (tmp_path / "socialfer.db").exists()
     assert len(list((tmp_path / "broker" / "queue").glob("*.msg"))) == 1
+
+
+# --- the overview page at / ------------------------------------------------------------------------
+
+
+def test_overview_page_shows_the_stats(client: FlaskClient, pg_database: Database) -> None:
+    empty = client.get("/")
+    assert empty.status_code == 200 and "No faces yet" in empty.get_data(as_text=True)
+    with pg_database.session() as session:
+        seed_stats(session)
+    page = client.get("/").get_data(as_text=True)
+    api = client.get("/api/v1/stats").get_json()
+    assert f'<b id="images">{api["images"]}</b>' in page
+    assert f'<b id="faces">{api["faces"]}</b>' in page
+    assert f"<td>happy</td><td>{api['emotions']['happy']['count']}</td>" in page
+    assert page.count('<tr><td><a href="/api/v1/batches/') == 2
