@@ -6,6 +6,9 @@ embedded default (`socialfer serve` alone, nothing configured).
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -130,6 +133,17 @@ def test_end_to_end_on_embedded_default(examples, tmp_path: Path) -> None:
     port = free_port()
     env = {key: None for key in DB_ENV_KEYS}
     env |= {"SOCIALFER_DATA_DIR": str(tmp_path / "data"), "SOCIALFER_ALLOW_PRIVATE_URLS": "1"}
+    base = f"http://127.0.0.1:{port}"
     with socialfer_process(["serve", "--port", str(port)], env, tmp_path / "serve.log"):
-        check_flow(f"http://127.0.0.1:{port}", examples, free_port())
+        check_flow(base, examples, free_port())
+        cli = subprocess.run(
+            [sys.executable, "-m", "socialfer", "submit", "--wait", "--api", base, examples.url("twitter/1.jpeg")],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, **{k: v for k, v in env.items() if v}},
+        )
+    assert cli.returncode == 0, cli.stderr
+    batch_id = int(cli.stdout.strip())
+    assert f"batch {batch_id}: 1 done, 0 failed, 2 faces" in cli.stderr
     assert (tmp_path / "data" / "socialfer.db").exists()
