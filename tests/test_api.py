@@ -77,6 +77,18 @@ def client(make_client: ClientFactory) -> FlaskClient:
     return make_client()
 
 
+def expected_face(face_id: int, image_id: int, box: list[int], emotion: str) -> dict[str, Any]:
+    """A face as `factories.add_faces` stores it and the API should return it."""
+    return {
+        "id": face_id,
+        "image_id": image_id,
+        "box": box,
+        "confidence": 0.99,
+        "emotion": emotion,
+        "scores": {name: (0.94 if name == emotion else 0.01) for name in EMOTIONS},
+    }
+
+
 def stored(database: Database) -> tuple[int, int]:
     """(batches, images) in the database."""
     with database.session() as session:
@@ -454,22 +466,8 @@ def test_image_json_with_faces_and_error(client: FlaskClient, pg_database: Datab
         "finished_at": "2025-05-06T07:08:09Z",
     }
     assert body["faces"] == [
-        {
-            "id": face_ids[0],
-            "image_id": done_id,
-            "box": [0, 5, 40, 48],
-            "confidence": 0.99,
-            "emotion": "sad",
-            "scores": {name: (0.94 if name == "sad" else 0.01) for name in EMOTIONS},
-        },
-        {
-            "id": face_ids[1],
-            "image_id": done_id,
-            "box": [10, 5, 40, 48],
-            "confidence": 0.99,
-            "emotion": "happy",
-            "scores": {name: (0.94 if name == "happy" else 0.01) for name in EMOTIONS},
-        },
+        expected_face(face_ids[0], done_id, [0, 5, 40, 48], "sad"),
+        expected_face(face_ids[1], done_id, [10, 5, 40, 48], "happy"),
     ]
     assert list(body["faces"][0]["scores"]) == list(EMOTIONS)
 
