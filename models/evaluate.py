@@ -57,3 +57,38 @@ def evaluate_model(model_path: Path | str | None, data: Path | str, split: str) 
     result["accuracy_flip_tta"] = result["accuracy"]
     result["accuracy_no_tta"] = float((plain == data_split.labels).mean())
     return result
+
+
+def confusion_png(matrix: np.ndarray, path: Path | str, title: str = "") -> None:
+    """The confusion matrix as a PNG: rows are true classes, cells shaded by row share."""
+    import cv2
+
+    cell, left, top = 70, 110, 60 if title else 30
+    size = len(EMOTIONS)
+    image = np.full((top + cell * size + 90, left + cell * size + 20, 3), 255, np.uint8)
+    shares = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    if title:
+        cv2.putText(image, title, (10, 25), font, 0.6, (0, 0, 0), 1, cv2.LINE_AA)
+    for row in range(size):
+        cv2.putText(image, EMOTIONS[row], (8, top + row * cell + cell // 2 + 5), font, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+        for col in range(size):
+            x, y = left + col * cell, top + row * cell
+            shade = int(255 - 200 * shares[row, col])
+            cv2.rectangle(image, (x, y), (x + cell - 2, y + cell - 2), (255, shade, shade), -1)
+            ink = (255, 255, 255) if shares[row, col] > 0.5 else (0, 0, 0)
+            cv2.putText(image, str(matrix[row, col]), (x + 12, y + cell // 2 + 5), font, 0.5, ink, 1, cv2.LINE_AA)
+    for col in range(size):
+        origin = (left + col * cell + 5, top + size * cell + 20)
+        cv2.putText(image, EMOTIONS[col][:7], origin, font, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(
+        image,
+        "rows: true class, columns: predicted",
+        (left, top + size * cell + 60),
+        font,
+        0.5,
+        (80, 80, 80),
+        1,
+        cv2.LINE_AA,
+    )
+    cv2.imwrite(str(path), image)

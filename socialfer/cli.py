@@ -250,3 +250,54 @@ def redact(url: str) -> str:
     if parts.password:
         return url.replace(f":{parts.password}@", ":***@")
     return url
+
+
+@main.command()
+@click.option(
+    "--data",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="FER2013 NPZ (default: $SOCIALFER_FER2013 or ../shared/data/fer2013.npz).",
+)
+@click.option(
+    "--split", type=click.Choice(["PrivateTest", "PublicTest", "Training"]), default="PrivateTest", show_default=True
+)
+@click.option(
+    "--model",
+    "model_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Model file (default: the committed model).",
+)
+@click.option(
+    "--confusion-png",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Where to save the confusion matrix (default: confusion-<split>.png).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def evaluate(data: Path | None, split: str, model_path: Path | None, confusion_png: Path | None, as_json: bool) -> None:
+    """Score the expression model on a FER2013 split, as the product classifies (flip averaging on)."""
+    import numpy as np
+
+    from models.data import default_data_path
+    from models.evaluate import confusion_png as save_confusion
+    from models.evaluate import evaluate_model
+
+    result = evaluate_model(model_path, data or default_data_path(), split)
+    png = confusion_png or Path(f"confusion-{split}.png")
+    save_confusion(np.array(result["confusion_matrix"]), png, f"{split}: accuracy {result['accuracy']:.4f}")
+    result["confusion_png"] = str(png)
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    click.echo(f"{split}: {result['n']} faces")
+    click.echo(
+        f"  accuracy                 {result['accuracy']:.4f} (without flip averaging {result['accuracy_no_tta']:.4f})"
+    )
+    click.echo(f"  accuracy without disgust {result['accuracy_without_disgust']:.4f}")
+    click.echo(f"  macro-F1                 {result['macro_f1']:.4f}")
+    click.echo("  class      precision recall support")
+    for name, row in result["per_class"].items():
+        click.echo(f"  {name:<10} {row['precision']:9.3f} {row['recall']:6.3f} {row['support']:7d}")
+    click.echo(f"  confusion matrix: {png}")

@@ -1,0 +1,72 @@
+"""Evaluation metrics on hand-made predictions, and `socialfer evaluate` on the committed model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from models.evaluate import confusion_png, metrics
+from models.labels import EMOTIONS
+from socialfer.cli import main
+
+ANGRY, DISGUST, HAPPY = EMOTIONS.index("angry"), EMOTIONS.index("disgust"), EMOTIONS.index("happy")
+
+
+def one_hot(indices: list[int], second: list[int] | None = None) -> np.ndarray:
+    probs = np.zeros((len(indices), len(EMOTIONS)))
+    probs[np.arange(len(indices)), indices] = 0.7
+    if second is not None:
+        probs[np.arange(len(indices)), second] += 0.2
+    return probs
+
+
+def test_metrics_on_known_predictions() -> None:
+    labels = np.array([ANGRY, ANGRY, HAPPY, HAPPY, DISGUST])
+    probs = one_hot([ANGRY, HAPPY, HAPPY, HAPPY, DISGUST], second=[HAPPY, ANGRY, ANGRY, ANGRY, ANGRY])
+    result = metrics(labels, probs)
+    assert result["n"] == 5 and result["accuracy"] == pytest.approx(4 / 5)
+    assert result["per_class"]["angry"] == {"precision": 1.0, "recall": 0.5, "support": 2}
+    assert result["per_class"]["happy"]["precision"] == pytest.approx(2 / 3)
+    assert result["confusion_matrix"][ANGRY][HAPPY] == 1
+    # Without disgust: the disgust image is dropped, so 3 of the 4 remaining are right.
+    assert result["accuracy_without_disgust"] == pytest.approx(3 / 4)
+    f1 = {"angry": 2 / 3, "disgust": 1.0, "happy": 0.8}
+    assert result["macro_f1"] == pytest.approx(sum(f1.values()) / 7)
+
+
+def test_masking_disgust_moves_its_votes_to_the_next_class() -> None:
+    labels = np.array([ANGRY])
+    probs = one_hot([DISGUST], second=[ANGRY])
+    assert metrics(labels, probs)["accuracy"] == 0.0
+    assert metrics(labels, probs)["accuracy_without_disgust"] == 1.0
+
+
+def test_confusion_png_is_written(tmp_path: Path) -> None:
+    confusion_png(np.eye(7, dtype=int) * 10, tmp_path / "cm.png", "title")
+    image = cv2.imread(str(tmp_path / "cm.png"))
+    assert image is not None and image.shape[0] > 400
+
+
+def test_evaluate_command_prints_json(shared_data: Path, tmp_path: Path) -> None:
+    png = tmp_path / "cm.png"
+    args = [
+        "evaluate",
+        "--data",
+        str(shared_data / "fer2013.npz"),
+        "--split",
+        "PrivateTest",
+        "--json",
+        "--confusion-png",
+        str(png),
+    ]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output.strip().splitlines()[-1])
+    assert report["split"] == "PrivateTest" and report["n"] == 3589
+    assert {"accuracy", "accuracy_without_disgust", "macro_f1"} <= set(report)
+    assert report["accuracy"] >= 0.60 and png.exists()
