@@ -1,6 +1,21 @@
 """Persistence: the SQLAlchemy schema, sessions, migrations and the queries the API serves."""
 
-from db.schema import DONE, FAILED, IMAGE_STATES, PLATFORMS, PROCESSING, QUEUED, Base, Batch, Face, Image
+from db.schema import (
+    DONE,
+    FAILED,
+    IMAGE_STATES,
+    PLATFORMS,
+    PREVIEW,
+    PROCESSING,
+    QUEUED,
+    UPLOAD,
+    UPLOAD_URL_PREFIX,
+    Base,
+    Batch,
+    Face,
+    Image,
+    ImageFile,
+)
 from db.session import Database
 
 __all__ = [
@@ -8,11 +23,15 @@ __all__ = [
     "FAILED",
     "IMAGE_STATES",
     "PLATFORMS",
+    "PREVIEW",
     "PROCESSING",
     "QUEUED",
+    "UPLOAD",
+    "UPLOAD_URL_PREFIX",
     "Base",
     "Batch",
     "Database",
     "Face",
     "Image",
+    "ImageFile",
 ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from models.labels import EMOTIONS
@@ -16,6 +16,8 @@ from models.labels import EMOTIONS
 QUEUED, PROCESSING, DONE, FAILED = "queued", "processing", "done", "failed"
 IMAGE_STATES = (QUEUED, PROCESSING, DONE, FAILED)
 PLATFORMS = ("facebook", "instagram", "twitter", "other")
+UPLOAD_URL_PREFIX = "upload:"  # an image sent as a file: its bytes wait in image_files, kind "upload"
+UPLOAD, PREVIEW = "upload", "preview"
 
 
 def utcnow() -> datetime:
@@ -99,3 +101,19 @@ class Face(Base):
     @property
     def scores(self) -> dict[str, float]:
         return {name: getattr(self, f"score_{name}") for name in EMOTIONS}
+
+
+class ImageFile(Base):
+    """Bytes that belong to an image: an uploaded original (until analysed) or a downscaled preview.
+
+    Kept in the database, not on a disk, so any worker on any host can read an upload and
+    any API process can serve a preview.
+    """
+
+    __tablename__ = "image_files"
+
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    content_type: Mapped[str] = mapped_column(String(100))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)

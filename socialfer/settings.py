@@ -7,7 +7,7 @@ Nothing set means the embedded default: a SQLite file and a filesystem broker in
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 TRUE_WORDS = {"1", "true", "yes", "on"}
@@ -43,7 +43,8 @@ class Settings:
     max_redirects: int = 5
     page_size: int = 50
     max_page_size: int = 500
-    broker_options: dict = field(default_factory=dict)
+    preview_max_side: int = 640
+    preview_retention_days: int = 30
 
     @property
     def embedded_broker(self) -> bool:
@@ -67,4 +68,6 @@ def load_settings() -> Settings:
         max_image_bytes=env_int("SOCIALFER_MAX_IMAGE_BYTES", 20 * 1024 * 1024),
         connect_timeout=env_float("SOCIALFER_CONNECT_TIMEOUT", 5.0),
         read_timeout=env_float("SOCIALFER_READ_TIMEOUT", 15.0),
+        preview_max_side=env_int("SOCIALFER_PREVIEW_MAX_SIDE", 640),
+        preview_retention_days=env_int("SOCIALFER_PREVIEW_RETENTION_DAYS", 30),
     )

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
-from db import DONE, FAILED, QUEUED, Batch, Database, Face, Image
+from db import DONE, FAILED, PREVIEW, QUEUED, UPLOAD, Batch, Database, Face, Image, ImageFile
 from models.analyzer import FaceResult
 from models.labels import EMOTIONS
 from tests.support import free_port, image_server, make_settings
@@ -43,6 +43,7 @@ def add_image(database: Database, url: str, platform: str = "twitter") -> int:
 @pytest.fixture
 def server(tmp_path: Path):
     cv2.imwrite(str(tmp_path / "photo.jpg"), np.full((40, 60, 3), 128, np.uint8))
+    cv2.imwrite(str(tmp_path / "wide.jpg"), np.full((500, 1600, 3), 90, np.uint8))
     with image_server(tmp_path) as srv:
         yield srv
 
@@ -121,3 +122,44 @@ def test_recording_twice_replaces_faces(pg_database: Database, tmp_path: Path) -
     record_success(pg_database, image_id, faces, {})
     with pg_database.session() as session:
         assert session.scalar(select(func.count()).select_from(Face).where(Face.image_id == image_id)) == 2
+
+
+def files_of(database: Database, image_id: int) -> dict[str, bytes]:
+    with database.session() as session:
+        rows = session.scalars(select(ImageFile).where(ImageFile.image_id == image_id)).all()
+        return {row.kind: row.data for row in rows}
+
+
+def test_a_downscaled_preview_is_kept(pg_database: Database, server, tmp_path: Path) -> None:
+    image_id = add_image(pg_database, server.url("wide.jpg"))
+    process_image(image_id, context(pg_database, tmp_path))
+    preview = cv2.imdecode(np.frombuffer(files_of(pg_database, image_id)[PREVIEW], np.uint8), cv2.IMREAD_COLOR)
+    assert preview.shape[:2] == (200, 640)  # 1600x500 scaled to 640 on the longer side
+
+
+def add_upload(database: Database, data: bytes) -> int:
+    image_id = add_image(database, "upload:photo.png", platform="other")
+    with database.session() as session:
+        session.add(ImageFile(image_id=image_id, kind=UPLOAD, content_type="image/png", data=data))
+    return image_id
+
+
+def test_an_uploaded_file_is_analysed_and_then_dropped(pg_database: Database, tmp_path: Path) -> None:
+    ok, png = cv2.imencode(".png", np.full((30, 50, 3), 10, np.uint8))
+    image_id = add_upload(pg_database, png.tobytes())
+    assert process_image(image_id, context(pg_database, tmp_path)) == DONE
+    assert (image(pg_database, image_id).width, image(pg_database, image_id).byte_size) == (50, len(png))
+    assert set(files_of(pg_database, image_id)) == {PREVIEW}
+
+
+def test_a_bad_upload_fails_and_is_dropped(pg_database: Database, tmp_path: Path) -> None:
+    image_id = add_upload(pg_database, b"not an image at all")
+    assert process_image(image_id, context(pg_database, tmp_path)) == FAILED
+    assert image(pg_database, image_id).error_code == "not_an_image"
+    assert files_of(pg_database, image_id) == {}
+
+
+def test_an_upload_whose_bytes_are_gone_fails_with_a_code(pg_database: Database, tmp_path: Path) -> None:
+    image_id = add_image(pg_database, "upload:lost.png", platform="other")
+    process_image(image_id, context(pg_database, tmp_path))
+    assert image(pg_database, image_id).error_code == "upload_missing"

@@ -30,3 +30,17 @@ def decode_image(data: bytes) -> np.ndarray:
     if height * width > MAX_PIXELS:
         raise DecodeError("too_large", f"image is {width}x{height}, over {MAX_PIXELS:,} pixels")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def encode_preview(rgb: np.ndarray, max_side: int, quality: int = 85) -> bytes:
+    """A JPEG no larger than `max_side` on its longer side, kept for the dashboard."""
+    height, width = rgb.shape[:2]
+    scale = min(1.0, max_side / max(height, width))
+    if scale < 1.0:
+        rgb = cv2.resize(
+            rgb, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA
+        )
+    ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise DecodeError("internal_error", "could not encode the preview")
+    return encoded.tobytes()

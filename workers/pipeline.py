@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import delete
 
-from db import DONE, FAILED, PROCESSING, Database, Face, Image
+from db import DONE, FAILED, PREVIEW, PROCESSING, UPLOAD, UPLOAD_URL_PREFIX, Database, Face, Image, ImageFile
 from db.schema import utcnow
 from socialfer.settings import Settings
-from workers.fetch import FetchError, fetch_image
-from workers.imaging import DecodeError, decode_image
+from workers.fetch import Fetched, FetchError, fetch_image
+from workers.imaging import DecodeError, decode_image, encode_preview
 
 if TYPE_CHECKING:
     from models.analyzer import FaceAnalyzer, FaceResult
@@ -71,16 +71,33 @@ def record_failure(database: Database, image_id: int, code: str, message: str) -
             return
         image.status, image.error_code, image.error_message = FAILED, code, message[:2000]
         image.finished_at = utcnow()
+        session.execute(delete(ImageFile).where(ImageFile.image_id == image_id, ImageFile.kind == UPLOAD))
 
 
-def record_success(database: Database, image_id: int, faces: list[FaceResult], details: dict) -> None:
-    """Replace the image's faces and mark it done, atomically."""
+def load_source(image: Image, ctx: WorkerContext) -> Fetched:
+    """The image's bytes: downloaded from its URL, or an uploaded file waiting in the database."""
+    if not image.url.startswith(UPLOAD_URL_PREFIX):
+        return fetch_image(image.url, ctx.settings)
+    with ctx.database.session() as session:
+        upload = session.get(ImageFile, (image.id, UPLOAD))
+        if upload is None:
+            raise FetchError("upload_missing", "the uploaded file is no longer stored")
+        return Fetched(upload.data, upload.content_type, image.url)
+
+
+def record_success(
+    database: Database, image_id: int, faces: list[FaceResult], details: dict, preview: bytes | None = None
+) -> None:
+    """Replace the image's faces and preview and mark it done, atomically; an upload's bytes go."""
     with database.session() as session:
         image = session.get(Image, image_id)
         if image is None:
             return
         finished = utcnow()
         session.execute(delete(Face).where(Face.image_id == image_id))
+        session.execute(delete(ImageFile).where(ImageFile.image_id == image_id))
+        if preview is not None:
+            session.add(ImageFile(image_id=image_id, kind=PREVIEW, content_type="image/jpeg", data=preview))
         session.add_all(
             Face(
                 image_id=image_id,
@@ -111,11 +128,12 @@ def process_image(image_id: int, ctx: WorkerContext) -> str:
         return "skipped"
     try:
         started = time.perf_counter()
-        fetched = fetch_image(image.url, ctx.settings)
+        fetched = load_source(image, ctx)
         fetched_at = time.perf_counter()
         rgb = decode_image(fetched.content)
         faces = ctx.analyzer.analyze(rgb)
         finished = time.perf_counter()
+        preview = encode_preview(rgb, ctx.settings.preview_max_side)
     except (FetchError, DecodeError) as exc:
         record_failure(ctx.database, image_id, exc.code, exc.message)
         return FAILED
@@ -131,5 +149,5 @@ def process_image(image_id: int, ctx: WorkerContext) -> str:
         "fetch_ms": round((fetched_at - started) * 1000, 1),
         "analyze_ms": round((finished - fetched_at) * 1000, 1),
     }
-    record_success(ctx.database, image_id, faces, details)
+    record_success(ctx.database, image_id, faces, details, preview)
     return DONE
