@@ -35,6 +35,7 @@ class Settings:
     broker_url: str
     api_keys: tuple[str, ...] = ()
     allow_private_urls: bool = False
+    allowed_ports: frozenset[int] = frozenset({80, 443})
     max_batch_urls: int = 1000
     max_url_length: int = 2048
     max_image_bytes: int = 20 * 1024 * 1024
@@ -64,6 +65,7 @@ def load_settings() -> Settings:
         broker_url=broker_url,
         api_keys=tuple(k.strip() for k in os.environ.get("SOCIALFER_API_KEYS", "").split(",") if k.strip()),
         allow_private_urls=os.environ.get("SOCIALFER_ALLOW_PRIVATE_URLS", "").lower() in TRUE_WORDS,
+        allowed_ports=frozenset(int(p) for p in os.environ.get("SOCIALFER_ALLOWED_PORTS", "80,443").split(",") if p),
         max_batch_urls=env_int("SOCIALFER_MAX_BATCH_URLS", 1000),
         max_image_bytes=env_int("SOCIALFER_MAX_IMAGE_BYTES", 20 * 1024 * 1024),
         connect_timeout=env_float("SOCIALFER_CONNECT_TIMEOUT", 5.0),

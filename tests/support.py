@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 from socialfer.settings import Settings, load_settings
 
@@ -56,6 +57,12 @@ class ImageHandler(SimpleHTTPRequestHandler):
             return self.reply(200, b"this is not an image\n" * 10, "text/plain")
         if self.path.startswith("/page"):
             return self.reply(200, b"<html><body>hello</body></html>", "text/html")
+        query = parse_qs(urlsplit(self.path).query)
+        if self.path.startswith("/to?"):
+            return self.redirect(query["url"][0])
+        if self.path.startswith("/og?"):
+            page = f'<html><head><meta property="og:image" content="{query["url"][0]}"></head></html>'
+            return self.reply(200, page.encode(), "text/html; charset=utf-8")
         if self.path.startswith("/redirect-loop"):
             return self.redirect("/redirect-loop")
         if self.path.startswith("/redirect/"):

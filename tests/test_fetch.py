@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tests.support import image_server, make_settings
-from workers.fetch import FetchError, check_url, fetch_image, is_public_address
+from workers.fetch import FetchError, FetchPolicy, check_url, fetch_image, is_public_address
 
 
 @pytest.mark.parametrize("address", ["8.8.8.8", "1.1.1.1", "2001:4860:4860::8888"])
@@ -56,7 +56,7 @@ def test_private_and_special_addresses_are_refused(address: str) -> None:
 )
 def test_check_url_refuses(url: str, code: str, tmp_path: Path) -> None:
     with pytest.raises(FetchError) as caught:
-        check_url(url, make_settings(tmp_path, allow_private_urls=False))
+        check_url(url, FetchPolicy.from_settings(make_settings(tmp_path, allow_private_urls=False)))
     assert caught.value.code == code
 
 
@@ -94,7 +94,12 @@ def test_redirect_is_followed(served, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("path", "code"),
-    [("missing.jpg", "http_404"), ("page", "not_an_image"), ("redirect-loop", "too_many_redirects")],
+    [
+        ("missing.jpg", "http_404"),
+        ("page", "no_image_in_page"),
+        ("text", "not_an_image"),
+        ("redirect-loop", "too_many_redirects"),
+    ],
 )
 def test_failures_have_codes(served, tmp_path: Path, path: str, code: str) -> None:
     assert fetch_code(served.url(path), tmp_path) == code

@@ -1,35 +1,63 @@
 """The one function through which the workers fetch untrusted URLs.
 
-It refuses anything but http(s), credentials in URLs, and hosts that resolve to any
-non-public address (unless private URLs are allowed), follows redirects by hand so
-each hop is checked, streams with a size cap, connect/read timeouts and an overall
-deadline, and turns every failure into a `FetchError` with a short reason code.
+The worker must never become an SSRF proxy. So every hop (the URL, each redirect, an
+`og:image` found in a page) is checked the same way before any connection:
+- only http and https, no credentials in the URL, ports 80 and 443 unless configured;
+- the host is resolved once and refused if *any* of its addresses is not globally
+  routable (loopback, RFC 1918, link-local, CGNAT, multicast, reserved, ULA,
+  IPv4-mapped forms; odd spellings such as `2130706433` resolve to what they mean);
+- the connection goes to the address that was checked (no second lookup, so DNS
+  rebinding cannot swap it), with the Host header, TLS SNI and certificate check
+  still for the name.
+Downloads stream with a size cap, connect/read timeouts and an overall deadline, and
+every failure is a `FetchError` with a short reason code.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 import time
-from dataclasses import dataclass
-from urllib.parse import urljoin, urlsplit
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from html import unescape
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import requests
+from requests.adapters import HTTPAdapter
 
 from socialfer.settings import Settings
 
-USER_AGENT = "socialfer/0.1 (+https://github.com/socialfer)"
+USER_AGENT = "socialfer/0.1 (facial-expression analysis; +https://github.com/socialfer)"
 REDIRECT_STATUSES = {301, 302, 303, 307, 308}
+TRANSIENT_STATUSES = {408, 425, 429, 500, 502, 503, 504}
 CHUNK_BYTES = 64 * 1024
+MAX_PAGE_BYTES = 2 * 1024 * 1024  # enough HTML to find the og:image in a post page
+HTML_TYPES = ("text/html", "application/xhtml+xml")
+IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")
+META_IMAGE = re.compile(
+    r"""<meta\b[^>]*?\b(?:property|name)\s*=\s*["'](og:image(?::secure_url|:url)?|twitter:image(?::src)?)["'][^>]*>""",
+    re.IGNORECASE,
+)
+META_CONTENT = re.compile(r"""\bcontent\s*=\s*["']([^"']+)["']""", re.IGNORECASE)
+
+Resolver = Callable[[str, int], list[str]]
 
 
 class FetchError(Exception):
-    """A fetch that cannot succeed; `code` is stored on the image (`http_404`, `timeout`, ...)."""
+    """A fetch that did not succeed; `code` is stored on the image (`http_404`, `timeout`, ...).
 
-    def __init__(self, code: str, message: str):
+    `transient` failures (timeouts, connection errors, 5xx, 429) may succeed later and are
+    retried; `retry_after` carries a server's Retry-After in seconds.
+    """
+
+    def __init__(self, code: str, message: str, *, transient: bool = False, retry_after: float | None = None):
         super().__init__(message)
         self.code = code
         self.message = message
+        self.transient = transient
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -39,15 +67,7 @@ class Fetched:
     final_url: str
 
 
-def is_public_address(address: str) -> bool:
-    """True only for globally routable unicast addresses (IPv4-mapped IPv6 judged as IPv4)."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
-
-
-def resolve(host: str, port: int) -> list[str]:
+def system_resolver(host: str, port: int) -> list[str]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
@@ -55,82 +75,207 @@ def resolve(host: str, port: int) -> list[str]:
     return sorted({info[4][0] for info in infos})
 
 
-def check_url(url: str, settings: Settings) -> None:
-    """Refuse a URL before connecting: scheme, credentials, and every address its host resolves to."""
+def is_public_address(address: str) -> bool:
+    """True only for globally routable unicast addresses (IPv4-mapped/compatible IPv6 judged as IPv4)."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = ip.ipv4_mapped or ip.sixtofour
+        if embedded is not None:
+            ip = embedded
+    return ip.is_global and not ip.is_multicast
+
+
+@dataclass
+class FetchPolicy:
+    """Which destinations may be contacted; built from settings, replaceable in tests."""
+
+    allow_private: bool = False
+    allowed_ports: frozenset[int] | None = frozenset({80, 443})  # None: any port
+    resolver: Resolver = field(default=system_resolver)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> FetchPolicy:
+        # Private mode is for tests and demos, whose servers listen on arbitrary ports.
+        ports = None if settings.allow_private_urls else settings.allowed_ports
+        return cls(allow_private=settings.allow_private_urls, allowed_ports=ports)
+
+    def address_allowed(self, address: str, port: int) -> bool:
+        return self.allow_private or is_public_address(address)
+
+
+@dataclass(frozen=True)
+class Target:
+    """A checked URL: the address to connect to and the name to present."""
+
+    url: str
+    scheme: str
+    host: str
+    port: int
+    address: str
+
+
+def check_url(url: str, policy: FetchPolicy) -> Target:
+    """Refuse a URL before connecting; otherwise say exactly where to connect."""
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https"):
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
         raise FetchError("unsupported_scheme", f"only http and https URLs are fetched, not {parts.scheme!r}")
-    if parts.username or parts.password:
+    if parts.username is not None or parts.password is not None:
         raise FetchError("credentials_in_url", "URLs with credentials are refused")
     if not parts.hostname:
         raise FetchError("invalid_url", "URL has no host")
     try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+        port = parts.port or (443 if scheme == "https" else 80)
     except ValueError as exc:
         raise FetchError("invalid_url", f"bad port: {exc}") from exc
-    if settings.allow_private_urls:
-        return
-    blocked = [a for a in resolve(parts.hostname, port) if not is_public_address(a)]
+    addresses = policy.resolver(parts.hostname, port)
+    if not addresses:
+        raise FetchError("dns_error", f"{parts.hostname} has no address")
+    blocked = [a for a in addresses if not policy.address_allowed(a, port)]
     if blocked:
         raise FetchError("blocked_address", f"{parts.hostname} resolves to a non-public address ({blocked[0]})")
+    if policy.allowed_ports is not None and port not in policy.allowed_ports:
+        raise FetchError("blocked_port", f"port {port} is not allowed (allowed: {sorted(policy.allowed_ports)})")
+    return Target(url, scheme, parts.hostname, port, addresses[0])
 
 
-def fetch_image(url: str, settings: Settings, http: requests.Session | None = None) -> Fetched:
-    """Download `url` under the limits in `settings`; raise `FetchError` on any failure."""
-    http = http or requests.Session()
-    deadline = time.monotonic() + settings.connect_timeout + 2 * settings.read_timeout
-    for _hop in range(settings.max_redirects + 1):
-        check_url(url, settings)
-        response = request(http, url, settings)
-        with response:
-            if response.status_code in REDIRECT_STATUSES and response.headers.get("Location"):
-                url = urljoin(url, response.headers["Location"])
-                continue
-            if response.status_code >= 400:
-                raise FetchError(f"http_{response.status_code}", f"server answered {response.status_code}")
-            content_type = response.headers.get("Content-Type")
-            if content_type and content_type.split(";")[0].strip().lower() in ("text/html", "application/xhtml+xml"):
-                raise FetchError("not_an_image", f"the URL returned a web page ({content_type}), not an image")
-            return Fetched(read_capped(response, settings, deadline), content_type, url)
-    raise FetchError("too_many_redirects", f"more than {settings.max_redirects} redirects")
+class PinnedAdapter(HTTPAdapter):
+    """Connects to a checked IP address while TLS still presents and verifies the host name."""
+
+    def __init__(self, hostname: str):
+        self.hostname = hostname
+        super().__init__(max_retries=0)
+
+    def build_connection_pool_key_attributes(self, request, verify, cert=None):
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
+        if host_params["scheme"] == "https":
+            pool_kwargs["server_hostname"] = self.hostname
+            pool_kwargs["assert_hostname"] = self.hostname
+        return host_params, pool_kwargs
 
 
-def request(http: requests.Session, url: str, settings: Settings) -> requests.Response:
+def pinned_url(target: Target) -> str:
+    """The target URL with its host replaced by the checked address."""
+    parts = urlsplit(target.url)
+    address = f"[{target.address}]" if ":" in target.address else target.address
+    return urlunsplit((target.scheme, f"{address}:{target.port}", parts.path or "/", parts.query, ""))
+
+
+def host_header(target: Target) -> str:
+    default = 443 if target.scheme == "https" else 80
+    return target.host if target.port == default else f"{target.host}:{target.port}"
+
+
+def open_response(target: Target, settings: Settings) -> requests.Response:
+    session = requests.Session()
+    session.trust_env = False  # no proxies from the environment: we connect where we checked
+    session.mount(f"{target.scheme}://", PinnedAdapter(target.host))
     try:
-        return http.get(
-            url,
+        return session.get(
+            pinned_url(target),
             stream=True,
             allow_redirects=False,
             timeout=(settings.connect_timeout, settings.read_timeout),
-            headers={"User-Agent": USER_AGENT, "Accept": "image/*"},
+            headers={"Host": host_header(target), "User-Agent": USER_AGENT, "Accept": "image/*, text/html;q=0.5"},
         )
     except requests.Timeout as exc:
-        raise FetchError("timeout", f"timed out: {exc}") from exc
+        raise FetchError("timeout", f"timed out: {exc}", transient=True) from exc
     except requests.exceptions.SSLError as exc:
         raise FetchError("tls_error", f"TLS failed: {exc}") from exc
     except requests.ConnectionError as exc:
-        raise FetchError("connection_error", f"cannot connect: {exc}") from exc
+        raise FetchError("connection_error", f"cannot connect: {exc}", transient=True) from exc
     except requests.RequestException as exc:
         raise FetchError("fetch_error", str(exc)) from exc
 
 
-def read_capped(response: requests.Response, settings: Settings, deadline: float) -> bytes:
-    """The body, refusing more than `max_image_bytes` and anything past the overall deadline."""
-    limit = settings.max_image_bytes
+def status_error(response: requests.Response) -> FetchError:
+    status = response.status_code
+    retry_after = response.headers.get("Retry-After", "")
+    return FetchError(
+        f"http_{status}",
+        f"server answered {status}",
+        transient=status in TRANSIENT_STATUSES,
+        retry_after=float(retry_after) if retry_after.isdigit() else None,
+    )
+
+
+def fetch_image(url: str, settings: Settings, policy: FetchPolicy | None = None) -> Fetched:
+    """Download the image at `url` (or the image a post page names) under the limits in `settings`."""
+    policy = policy or FetchPolicy.from_settings(settings)
+    deadline = time.monotonic() + settings.connect_timeout + 2 * settings.read_timeout
+    fetched = fetch_once(url, settings, policy, deadline)
+    if not is_html(fetched.content_type):
+        return check_image_bytes(fetched)
+    image_url = page_image_url(fetched.content.decode("utf-8", "replace"), fetched.final_url)
+    if image_url is None:
+        raise FetchError("no_image_in_page", "the URL is a web page without an og:image or twitter:image")
+    image = fetch_once(
+        image_url, settings, policy, time.monotonic() + settings.connect_timeout + 2 * settings.read_timeout
+    )
+    if is_html(image.content_type):
+        raise FetchError("not_an_image", "the page's og:image is itself a web page")
+    return check_image_bytes(image)
+
+
+def fetch_once(url: str, settings: Settings, policy: FetchPolicy, deadline: float) -> Fetched:
+    """One resource, following redirects by hand; every hop is checked before connecting."""
+    for _hop in range(settings.max_redirects + 1):
+        target = check_url(url, policy)
+        with open_response(target, settings) as response:
+            if response.status_code in REDIRECT_STATUSES and response.headers.get("Location"):
+                url = urljoin(url, response.headers["Location"])
+                continue
+            if response.status_code >= 400:
+                raise status_error(response)
+            content_type = response.headers.get("Content-Type")
+            limit = MAX_PAGE_BYTES if is_html(content_type) else settings.max_image_bytes
+            return Fetched(read_capped(response, limit, deadline), content_type, url)
+    raise FetchError("too_many_redirects", f"more than {settings.max_redirects} redirects")
+
+
+def is_html(content_type: str | None) -> bool:
+    return bool(content_type) and content_type.split(";")[0].strip().lower() in HTML_TYPES
+
+
+def page_image_url(html: str, page_url: str) -> str | None:
+    """The absolute og:image (or twitter:image) URL a post page declares, if any."""
+    for tag in META_IMAGE.finditer(html):
+        content = META_CONTENT.search(tag.group(0))
+        if content:
+            return urljoin(page_url, unescape(content.group(1).strip()))
+    return None
+
+
+def check_image_bytes(fetched: Fetched) -> Fetched:
+    """Refuse bodies that do not start like an image, whatever the Content-Type claims."""
+    head = fetched.content[:16]
+    if head.startswith(IMAGE_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
+        return fetched
+    raise FetchError("not_an_image", f"the data is not an image (Content-Type {fetched.content_type or 'missing'})")
+
+
+def read_capped(response: requests.Response, limit: int, deadline: float) -> bytes:
+    """The body, refusing more than `limit` bytes and anything past the overall deadline.
+
+    `read1` returns whatever has arrived, so a server trickling bytes cannot hold us past
+    the deadline by more than one read timeout.
+    """
     declared = response.headers.get("Content-Length", "")
     if declared.isdigit() and int(declared) > limit:
-        raise FetchError("too_large", f"image is {int(declared):,} bytes; the limit is {limit:,}")
+        raise FetchError("too_large", f"the body is {int(declared):,} bytes; the limit is {limit:,}")
     body = bytearray()
     try:
-        for chunk in response.iter_content(CHUNK_BYTES):
+        while chunk := response.raw.read1(CHUNK_BYTES, decode_content=True):
             body.extend(chunk)
             if len(body) > limit:
-                raise FetchError("too_large", f"image exceeds the limit of {limit:,} bytes")
+                raise FetchError("too_large", f"the body exceeds the limit of {limit:,} bytes")
             if time.monotonic() > deadline:
-                raise FetchError("timeout", "download took longer than the overall deadline")
-    except requests.RequestException as exc:
+                raise FetchError("timeout", "download took longer than the overall deadline", transient=True)
+    except FetchError:
+        raise
+    except Exception as exc:  # requests', urllib3's and socket errors all mean the download broke
         code = "timeout" if "timed out" in str(exc).lower() else "connection_error"
-        raise FetchError(code, f"download interrupted: {exc}") from exc
+        raise FetchError(code, f"download interrupted: {exc}", transient=True) from exc
     if not body:
         raise FetchError("empty_body", "the server sent no data")
     return bytes(body)
