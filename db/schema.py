@@ -42,7 +42,10 @@ class Batch(Base):
 
 class Image(Base):
     __tablename__ = "images"
-    __table_args__ = (Index("ix_images_batch_status", "batch_id", "status"),)
+    __table_args__ = (
+        Index("ix_images_batch_status", "batch_id", "status"),
+        Index("ix_images_status_enqueued", "status", "enqueued_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"))
@@ -60,6 +63,8 @@ class Image(Base):
     fetch_ms: Mapped[float | None] = mapped_column(Float)
     analyze_ms: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # When its task was last published: the sweeper's clock for images whose message was lost.
+    enqueued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
 

@@ -46,6 +46,12 @@ class Settings:
     max_page_size: int = 500
     preview_max_side: int = 640
     preview_retention_days: int = 30
+    max_attempts: int = 4  # per image, counting the first; transient failures retry up to this
+    retry_base_delay: float = 2.0  # seconds, doubled per attempt, with jitter
+    retry_max_delay: float = 300.0
+    processing_timeout: float = 600.0  # an image "processing" longer than this lost its worker
+    queued_timeout: float = 900.0  # a queued image older than this, with the queue empty, lost its message
+    sweep_interval: float = 60.0
 
     @property
     def embedded_broker(self) -> bool:
@@ -72,4 +78,9 @@ def load_settings() -> Settings:
         read_timeout=env_float("SOCIALFER_READ_TIMEOUT", 15.0),
         preview_max_side=env_int("SOCIALFER_PREVIEW_MAX_SIDE", 640),
         preview_retention_days=env_int("SOCIALFER_PREVIEW_RETENTION_DAYS", 30),
+        max_attempts=env_int("SOCIALFER_MAX_ATTEMPTS", 4),
+        retry_base_delay=env_float("SOCIALFER_RETRY_BASE_DELAY", 2.0),
+        processing_timeout=env_float("SOCIALFER_PROCESSING_TIMEOUT", 600.0),
+        queued_timeout=env_float("SOCIALFER_QUEUED_TIMEOUT", 900.0),
+        sweep_interval=env_float("SOCIALFER_SWEEP_INTERVAL", 60.0),
     )

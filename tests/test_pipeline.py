@@ -61,7 +61,7 @@ def image(database: Database, image_id: int) -> Image:
 
 def test_success_stores_faces_and_details(pg_database: Database, server, tmp_path: Path) -> None:
     image_id = add_image(pg_database, server.url("photo.jpg"))
-    assert process_image(image_id, context(pg_database, tmp_path)) == DONE
+    assert process_image(image_id, context(pg_database, tmp_path)).status == DONE
     stored = image(pg_database, image_id)
     assert (stored.status, stored.width, stored.height, stored.face_count, stored.attempts) == (DONE, 60, 40, 1, 1)
     assert stored.fetch_ms is not None and stored.analyze_ms is not None and stored.finished_at is not None
@@ -79,16 +79,27 @@ def test_success_stores_faces_and_details(pg_database: Database, server, tmp_pat
 @pytest.mark.parametrize(("path", "code"), [("nothing-here.jpg", "http_404"), ("text", "not_an_image")])
 def test_bad_urls_fail_with_codes(pg_database: Database, server, tmp_path: Path, path: str, code: str) -> None:
     image_id = add_image(pg_database, server.url(path))
-    assert process_image(image_id, context(pg_database, tmp_path)) == FAILED
+    assert process_image(image_id, context(pg_database, tmp_path)).status == FAILED
     stored = image(pg_database, image_id)
     assert (stored.status, stored.error_code) == (FAILED, code)
     assert stored.error_message
 
 
-def test_unreachable_port_fails(pg_database: Database, tmp_path: Path) -> None:
+def test_unreachable_port_is_retried_then_fails(pg_database: Database, tmp_path: Path) -> None:
     image_id = add_image(pg_database, f"http://127.0.0.1:{free_port()}/x.jpg")
-    process_image(image_id, context(pg_database, tmp_path))
-    assert image(pg_database, image_id).error_code == "connection_error"
+    ctx = context(pg_database, tmp_path, max_attempts=2, retry_base_delay=4.0)
+    first = process_image(image_id, ctx)
+    assert first.status == "retry" and 2.0 <= first.retry_in <= 4.0
+    stored = image(pg_database, image_id)
+    assert (stored.status, stored.error_code, stored.attempts) == (QUEUED, "connection_error", 1)
+    assert process_image(image_id, ctx).status == FAILED
+    stored = image(pg_database, image_id)
+    assert (stored.status, stored.error_code, stored.attempts) == (FAILED, "connection_error", 2)
+
+
+def test_permanent_failures_are_not_retried(pg_database: Database, server, tmp_path: Path) -> None:
+    image_id = add_image(pg_database, server.url("nothing-here.jpg"))
+    assert process_image(image_id, context(pg_database, tmp_path, max_attempts=5)).status == FAILED
 
 
 def test_private_address_blocked_by_default(pg_database: Database, server, tmp_path: Path) -> None:
@@ -101,7 +112,7 @@ def test_private_address_blocked_by_default(pg_database: Database, server, tmp_p
 def test_analyzer_crash_is_a_failure_not_a_lost_image(pg_database: Database, server, tmp_path: Path) -> None:
     image_id = add_image(pg_database, server.url("photo.jpg"))
     ctx = context(pg_database, tmp_path, analyzer=FakeAnalyzer(error=RuntimeError("boom")))
-    assert process_image(image_id, ctx) == FAILED
+    assert process_image(image_id, ctx).status == FAILED
     assert image(pg_database, image_id).error_code == "internal_error"
 
 
@@ -110,8 +121,8 @@ def test_terminal_and_missing_images_are_skipped(pg_database: Database, server, 
     ctx = context(pg_database, tmp_path, analyzer=analyzer)
     image_id = add_image(pg_database, server.url("photo.jpg"))
     process_image(image_id, ctx)
-    assert process_image(image_id, ctx) == "skipped"
-    assert process_image(10**9, ctx) == "skipped"
+    assert process_image(image_id, ctx).status == "skipped"
+    assert process_image(10**9, ctx).status == "skipped"
     assert analyzer.calls == 1
 
 
@@ -147,14 +158,14 @@ def add_upload(database: Database, data: bytes) -> int:
 def test_an_uploaded_file_is_analysed_and_then_dropped(pg_database: Database, tmp_path: Path) -> None:
     ok, png = cv2.imencode(".png", np.full((30, 50, 3), 10, np.uint8))
     image_id = add_upload(pg_database, png.tobytes())
-    assert process_image(image_id, context(pg_database, tmp_path)) == DONE
+    assert process_image(image_id, context(pg_database, tmp_path)).status == DONE
     assert (image(pg_database, image_id).width, image(pg_database, image_id).byte_size) == (50, len(png))
     assert set(files_of(pg_database, image_id)) == {PREVIEW}
 
 
 def test_a_bad_upload_fails_and_is_dropped(pg_database: Database, tmp_path: Path) -> None:
     image_id = add_upload(pg_database, b"not an image at all")
-    assert process_image(image_id, context(pg_database, tmp_path)) == FAILED
+    assert process_image(image_id, context(pg_database, tmp_path)).status == FAILED
     assert image(pg_database, image_id).error_code == "not_an_image"
     assert files_of(pg_database, image_id) == {}
 

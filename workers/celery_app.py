@@ -5,6 +5,7 @@ The API publishes by task name (`send_task`), so it needs only this module.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from celery import Celery
@@ -56,3 +57,10 @@ def celery_init_app(flask_app: Flask, settings: Settings) -> Celery:
     celery = make_celery(settings)
     flask_app.extensions["celery"] = celery
     return celery
+
+
+def publish_images(app: Celery, image_ids: Sequence[int], countdown: float | None = None) -> None:
+    """One analysis task per image, over a single broker connection."""
+    with app.producer_or_acquire() as producer:
+        for image_id in image_ids:
+            app.send_task(ANALYZE_IMAGE, args=[image_id], queue=QUEUE, producer=producer, countdown=countdown)

@@ -1,21 +1,25 @@
 """What a worker does with one image, as plain functions a test can call without Celery.
 
-State changes are short transactions: claim (processing), then either the faces and
-`done` in one transaction (replacing any faces from an earlier attempt), or `failed`
-with a reason code. An image already terminal is left alone, so redelivery is harmless.
+State changes are short transactions that lock the image row: claim (`processing`),
+then either the faces, preview and `done` in one transaction (replacing whatever an
+earlier attempt wrote, so redelivery never duplicates faces), or `failed` with a reason
+code, or back to `queued` to retry a transient failure later. An image already terminal
+is left alone.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sqlalchemy import delete
+from sqlalchemy.orm import Session
 
-from db import DONE, FAILED, PREVIEW, PROCESSING, UPLOAD, UPLOAD_URL_PREFIX, Database, Face, Image, ImageFile
+from db import DONE, FAILED, PREVIEW, PROCESSING, QUEUED, UPLOAD, UPLOAD_URL_PREFIX, Database, Face, Image, ImageFile
 from db.schema import utcnow
 from socialfer.settings import Settings
 from workers.fetch import Fetched, FetchError, fetch_image
@@ -26,6 +30,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 TERMINAL = (DONE, FAILED)
+RETRY, SKIPPED = "retry", "skipped"
 
 
 def load_analyzer() -> FaceAnalyzer:
@@ -50,10 +55,23 @@ class WorkerContext:
         return self._analyzer
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """How one attempt ended; `retry_in` (seconds) is set when the task should run again."""
+
+    status: str  # done, failed, retry or skipped
+    retry_in: float | None = None
+
+
+def locked_image(session: Session, image_id: int) -> Image | None:
+    """The image row, locked until the transaction ends (a no-op on SQLite, which locks the file)."""
+    return session.get(Image, image_id, with_for_update=True)
+
+
 def claim(database: Database, image_id: int) -> Image | None:
     """Mark the image `processing`; None if it is gone or already terminal."""
     with database.session() as session:
-        image = session.get(Image, image_id)
+        image = locked_image(session, image_id)
         if image is None or image.status in TERMINAL:
             return None
         image.status = PROCESSING
@@ -66,12 +84,31 @@ def claim(database: Database, image_id: int) -> Image | None:
 
 def record_failure(database: Database, image_id: int, code: str, message: str) -> None:
     with database.session() as session:
-        image = session.get(Image, image_id)
-        if image is None:
+        image = locked_image(session, image_id)
+        if image is None or image.status in TERMINAL:
             return
         image.status, image.error_code, image.error_message = FAILED, code, message[:2000]
         image.finished_at = utcnow()
         session.execute(delete(ImageFile).where(ImageFile.image_id == image_id, ImageFile.kind == UPLOAD))
+
+
+def record_retry(database: Database, image_id: int, code: str, message: str) -> None:
+    """Back to `queued`, keeping the last error for whoever looks at the image meanwhile."""
+    with database.session() as session:
+        image = locked_image(session, image_id)
+        if image is None or image.status in TERMINAL:
+            return
+        image.status, image.error_code, image.error_message = QUEUED, code, message[:2000]
+        image.enqueued_at = utcnow()
+
+
+def retry_delay(attempt: int, settings: Settings, retry_after: float | None = None) -> float:
+    """Exponential backoff with full jitter; a server's Retry-After is honoured up to the cap."""
+    backoff = min(settings.retry_max_delay, settings.retry_base_delay * 2 ** (attempt - 1))
+    delay = random.uniform(backoff / 2, backoff)
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+    return min(delay, settings.retry_max_delay)
 
 
 def load_source(image: Image, ctx: WorkerContext) -> Fetched:
@@ -90,7 +127,7 @@ def record_success(
 ) -> None:
     """Replace the image's faces and preview and mark it done, atomically; an upload's bytes go."""
     with database.session() as session:
-        image = session.get(Image, image_id)
+        image = locked_image(session, image_id)
         if image is None:
             return
         finished = utcnow()
@@ -121,11 +158,11 @@ def record_success(
         image.finished_at = finished
 
 
-def process_image(image_id: int, ctx: WorkerContext) -> str:
-    """Fetch, decode, analyse and store one image; returns its final status."""
+def process_image(image_id: int, ctx: WorkerContext) -> Outcome:
+    """Fetch, decode, analyse and store one image."""
     image = claim(ctx.database, image_id)
     if image is None:
-        return "skipped"
+        return Outcome(SKIPPED)
     try:
         started = time.perf_counter()
         fetched = load_source(image, ctx)
@@ -134,13 +171,19 @@ def process_image(image_id: int, ctx: WorkerContext) -> str:
         faces = ctx.analyzer.analyze(rgb)
         finished = time.perf_counter()
         preview = encode_preview(rgb, ctx.settings.preview_max_side)
-    except (FetchError, DecodeError) as exc:
+    except FetchError as exc:
+        if exc.transient and image.attempts < ctx.settings.max_attempts:
+            record_retry(ctx.database, image_id, exc.code, exc.message)
+            return Outcome(RETRY, retry_delay(image.attempts, ctx.settings, exc.retry_after))
         record_failure(ctx.database, image_id, exc.code, exc.message)
-        return FAILED
+        return Outcome(FAILED)
+    except DecodeError as exc:
+        record_failure(ctx.database, image_id, exc.code, exc.message)
+        return Outcome(FAILED)
     except Exception as exc:
         log.exception("image %s failed unexpectedly", image_id)
         record_failure(ctx.database, image_id, "internal_error", f"{exc.__class__.__name__}: {exc}")
-        return FAILED
+        return Outcome(FAILED)
     details = {
         "width": int(rgb.shape[1]),
         "height": int(rgb.shape[0]),
@@ -150,4 +193,4 @@ def process_image(image_id: int, ctx: WorkerContext) -> str:
         "analyze_ms": round((finished - fetched_at) * 1000, 1),
     }
     record_success(ctx.database, image_id, faces, details, preview)
-    return DONE
+    return Outcome(DONE)

@@ -1,15 +1,16 @@
-"""Celery tasks: thin wrappers over `workers.pipeline`."""
+"""Celery tasks and worker signals: thin wrappers over `workers.pipeline` and `workers.sweeper`."""
 
 from __future__ import annotations
 
 import os
 
 from celery import shared_task
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_ready
 
 from db import Database
-from workers.celery_app import ANALYZE_IMAGE
+from workers.celery_app import ANALYZE_IMAGE, publish_images
 from workers.pipeline import WorkerContext, process_image
+from workers.sweeper import start_sweeper
 
 _context: tuple[int, WorkerContext] | None = None
 
@@ -32,6 +33,16 @@ def warm_up(sender=None, **_kwargs) -> None:
         worker_context(current_app).analyzer  # noqa: B018 - loads the models
 
 
+@worker_ready.connect
+def begin_sweeping(sender=None, **_kwargs) -> None:
+    app = sender.app
+    if getattr(app.conf, "socialfer_settings", None) is not None:
+        start_sweeper(app, app.conf.socialfer_settings)
+
+
 @shared_task(name=ANALYZE_IMAGE, bind=True)
 def analyze_image(self, image_id: int) -> str:
-    return process_image(image_id, worker_context(self.app))
+    outcome = process_image(image_id, worker_context(self.app))
+    if outcome.retry_in is not None:
+        publish_images(self.app, [image_id], countdown=outcome.retry_in)
+    return outcome.status

@@ -1,0 +1,99 @@
+"""The safety net under the queue: images whose task was lost get published again.
+
+A worker that dies mid-image leaves it `processing`; a publish that failed (or a broker
+that lost its data) leaves it `queued` with no message. Every worker runs `sweep`
+periodically. Rows are taken with SKIP LOCKED and stamped, so concurrent sweepers on
+other hosts never publish the same image twice in one period. An image that keeps
+losing its worker fails with `worker_lost` after `max_attempts`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from celery import Celery
+from sqlalchemy import delete, or_, select
+
+from db import FAILED, PREVIEW, PROCESSING, QUEUED, Database, Image, ImageFile
+from db.schema import utcnow
+from socialfer.settings import Settings
+from workers.celery_app import QUEUE, publish_images
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SweepReport:
+    requeued: list[int] = field(default_factory=list)
+    gave_up: list[int] = field(default_factory=list)
+    previews_pruned: int = 0
+
+
+def sweep(database: Database, settings: Settings, *, queue_is_empty: bool, now: datetime | None = None) -> SweepReport:
+    """Decide and record (in one transaction) what to publish again; the caller publishes after commit.
+
+    Queued images count as lost only when the broker's queue is empty: in a long backlog
+    an old queued image is simply waiting its turn.
+    """
+    now = now or utcnow()
+    report = SweepReport()
+    lost = Image.status == PROCESSING
+    lost = lost & (Image.started_at < now - timedelta(seconds=settings.processing_timeout))
+    if queue_is_empty:
+        stale_queued = (Image.status == QUEUED) & (Image.enqueued_at < now - timedelta(seconds=settings.queued_timeout))
+        lost = or_(lost, stale_queued)
+    with database.session() as session:
+        for image in session.scalars(select(Image).where(lost).with_for_update(skip_locked=True)):
+            if image.attempts >= settings.max_attempts:
+                image.status, image.error_code, image.finished_at = FAILED, "worker_lost", now
+                image.error_message = (
+                    f"gave up after {image.attempts} attempts: the worker stopped or the task was lost"
+                )
+                report.gave_up.append(image.id)
+            else:
+                image.status, image.enqueued_at = QUEUED, now
+                report.requeued.append(image.id)
+        if settings.preview_retention_days > 0:
+            expired = now - timedelta(days=settings.preview_retention_days)
+            pruned = session.execute(delete(ImageFile).where(ImageFile.kind == PREVIEW, ImageFile.created_at < expired))
+            report.previews_pruned = pruned.rowcount or 0
+    return report
+
+
+def broker_queue_is_empty(app: Celery) -> bool:
+    """True only if the broker answers that the task queue holds no message."""
+    try:
+        with app.connection_for_read() as connection:
+            return connection.default_channel.queue_declare(queue=QUEUE, passive=True).message_count == 0
+    except Exception as exc:  # an unreachable broker: do not guess
+        log.warning("sweeper: cannot read the queue length: %s", exc)
+        return False
+
+
+def sweep_and_publish(app: Celery, database: Database, settings: Settings) -> SweepReport:
+    report = sweep(database, settings, queue_is_empty=broker_queue_is_empty(app))
+    if report.requeued:
+        publish_images(app, report.requeued)
+    if report.requeued or report.gave_up:
+        log.warning("sweeper: requeued %s, gave up on %s", report.requeued, report.gave_up)
+    return report
+
+
+def start_sweeper(app: Celery, settings: Settings) -> threading.Thread:
+    """A daemon thread that sweeps every `sweep_interval` seconds for the life of the worker."""
+    database = Database(settings.database_url)
+
+    def loop() -> None:
+        stop = threading.Event()
+        while not stop.wait(settings.sweep_interval):
+            try:
+                sweep_and_publish(app, database, settings)
+            except Exception:  # a failed sweep (database down) is retried next period
+                log.exception("sweeper: sweep failed")
+
+    thread = threading.Thread(target=loop, name="socialfer-sweeper", daemon=True)
+    thread.start()
+    return thread
