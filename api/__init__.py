@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from api import auth, batches, docs, faces, health, images, overview, stats
+from api import auth, batches, docs, faces, health, images, pages, queue, stats, uploads
 from api.context import SETTINGS_KEY
 from api.errors import register_error_handlers
 from api.params import IdConverter
@@ -16,7 +16,7 @@ from db import Database
 from socialfer.settings import Settings, load_settings
 from workers.celery_app import celery_init_app
 
-BLUEPRINTS = (batches.bp, images.bp, faces.bp, stats.bp, health.bp, docs.bp, overview.bp)
+BLUEPRINTS = (batches.bp, uploads.bp, images.bp, faces.bp, stats.bp, queue.bp, health.bp, docs.bp, pages.bp)
 BODY_OVERHEAD = 64 * 1024  # JSON punctuation, name and platform around the URLs
 
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -12,14 +11,14 @@ from sqlalchemy import delete, insert
 
 from api.context import celery, database, settings
 from api.errors import ApiError
-from api.params import choice_arg, int_arg, page_size_arg
+from api.params import choice_arg, int_arg, page_size_arg, window_args
 from api.platforms import infer_platform
 from api.serialize import batch_json, image_json
-from db import IMAGE_STATES, PLATFORMS, QUEUED, Batch, Image
+from db import IMAGE_STATES, PLATFORMS, QUEUED, UPLOAD, Batch, Image, ImageFile
 from db.queries import batch_counts, images_page, latest_batches
 from db.schema import utcnow
 from socialfer.settings import Settings
-from workers.celery_app import ANALYZE_IMAGE, QUEUE
+from workers.celery_app import publish_images
 
 bp = Blueprint("batches", __name__, url_prefix="/api/v1")
 
@@ -28,10 +27,19 @@ URL_SCHEMES = ("http", "https")
 
 
 @dataclass(frozen=True)
+class UploadedFile:
+    """An image sent as a file: stored with its image row, read back by the worker."""
+
+    data: bytes
+    content_type: str
+
+
+@dataclass(frozen=True)
 class NewBatch:
     urls: list[str]
     platform: str | None
     name: str | None
+    files: list[UploadedFile] = field(default_factory=list)  # for uploads: one per URL, in order
 
 
 def url_problem(url: object, max_length: int) -> str | None:
@@ -67,17 +75,24 @@ def parse_new_batch(body: Any, config: Settings) -> NewBatch:
         problem = url_problem(url, config.max_url_length)
         if problem:
             raise ApiError(400, "invalid_url", f"urls[{index}]: {problem}")
-    platform = body.get("platform")
+    return NewBatch(urls=urls, platform=parse_platform(body.get("platform")), name=parse_name(body.get("name")))
+
+
+def parse_platform(platform: Any) -> str | None:
     if platform is not None and platform not in PLATFORMS:
         raise ApiError(400, "invalid_platform", f"platform: must be one of {', '.join(PLATFORMS)}")
-    name = body.get("name")
+    return platform
+
+
+def parse_name(name: Any) -> str | None:
+    """A batch label; blank means none."""
     if name is not None and (not isinstance(name, str) or len(name) > MAX_NAME_LENGTH):
         raise ApiError(400, "invalid_name", f"name: must be a string of at most {MAX_NAME_LENGTH} characters")
-    return NewBatch(urls=urls, platform=platform, name=(name or "").strip() or None)
+    return (name or "").strip() or None
 
 
 def store_batch(new: NewBatch) -> tuple[int, list[int]]:
-    """The batch and all its images in one transaction; returns the batch id and image ids in URL order."""
+    """The batch, its images and any uploaded bytes in one transaction; returns the ids in URL order."""
     created = utcnow()
     with database().session() as session:
         batch = Batch(name=new.name, platform=new.platform, total=len(new.urls), created_at=created)
@@ -94,15 +109,19 @@ def store_batch(new: NewBatch) -> tuple[int, list[int]]:
             for url in new.urls
         ]
         image_ids = session.scalars(insert(Image).returning(Image.id, sort_by_parameter_order=True), rows).all()
+        if new.files:
+            files = [
+                {
+                    "image_id": image_id,
+                    "kind": UPLOAD,
+                    "content_type": file.content_type,
+                    "data": file.data,
+                    "created_at": created,
+                }
+                for image_id, file in zip(image_ids, new.files, strict=True)
+            ]
+            session.execute(insert(ImageFile), files)
         return batch.id, list(image_ids)
-
-
-def publish(image_ids: Sequence[int]) -> None:
-    """One task per image, over a single broker connection."""
-    app = celery()
-    with app.producer_or_acquire() as producer:
-        for image_id in image_ids:
-            app.send_task(ANALYZE_IMAGE, args=[image_id], queue=QUEUE, producer=producer)
 
 
 def delete_batch(batch_id: int) -> None:
@@ -119,13 +138,14 @@ def batch_or_404(batch_id: int) -> dict[str, Any]:
         return batch_json(batch, batch_counts(session, [batch_id])[batch_id])
 
 
-@bp.post("/batches")
-def create_batch() -> tuple[Response, int, dict[str, str]]:
-    """Store first, publish after commit: a worker must find the image row when its task arrives."""
-    new = parse_new_batch(request.get_json(silent=True), settings())
+def accept_batch(new: NewBatch) -> tuple[Response, int, dict[str, str]]:
+    """Store first, publish after commit: a worker must find the image row when its task arrives.
+
+    If the broker cannot take the tasks the batch is deleted again, so a 503 leaves no trace.
+    """
     batch_id, image_ids = store_batch(new)
     try:
-        publish(image_ids)
+        publish_images(celery(), image_ids)
     except Exception as exc:
         current_app.logger.warning("broker unavailable, batch %s withdrawn: %s", batch_id, exc)
         delete_batch(batch_id)
@@ -133,11 +153,17 @@ def create_batch() -> tuple[Response, int, dict[str, str]]:
     return jsonify(batch_or_404(batch_id)), 202, {"Location": url_for("batches.get_batch", batch_id=batch_id)}
 
 
+@bp.post("/batches")
+def create_batch() -> tuple[Response, int, dict[str, str]]:
+    return accept_batch(parse_new_batch(request.get_json(silent=True), settings()))
+
+
 @bp.get("/batches")
 def list_batches() -> Response:
     limit = page_size_arg("limit")
+    filters = window_args()
     with database().session() as session:
-        batches = latest_batches(session, limit)
+        batches = latest_batches(session, limit, **filters)
         counts = batch_counts(session, [batch.id for batch in batches])
         return jsonify({"items": [batch_json(batch, counts[batch.id]) for batch in batches]})
 

@@ -1,16 +1,26 @@
-"""Faces across all batches, newest first, filtered and keyset-paginated."""
+"""Faces across all batches: newest first, filtered and keyset-paginated, or exported whole."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify
+import csv
+import io
+import json
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, stream_with_context
 
 from api.context import database
 from api.params import choice_arg, int_arg, page_size_arg, window_args
-from api.serialize import face_json
-from db.queries import faces_page
+from api.serialize import EXPORT_FIELDS, export_json, export_row, face_json
+from db import Face
+from db.queries import faces_for_export, faces_page
+from db.schema import utcnow
 from models.labels import EMOTIONS
 
 bp = Blueprint("faces", __name__, url_prefix="/api/v1")
+
+EXPORT_TYPES = {"csv": "text/csv; charset=utf-8", "json": "application/json"}
 
 
 @bp.get("/faces")
@@ -21,3 +31,47 @@ def list_faces() -> Response:
     with database().session() as session:
         faces, next_cursor = faces_page(session, emotion=emotion, limit=limit, cursor=cursor, **filters)
         return jsonify({"items": [face_json(face, listing=True) for face in faces], "next_cursor": next_cursor})
+
+
+def csv_chunks(rows: Iterable[tuple[Face, str]]) -> Iterator[str]:
+    """A header line, then one line per face; written through `csv` so URLs with commas stay quoted."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(EXPORT_FIELDS)
+    for face, url in rows:
+        writer.writerow(export_row(face, url))
+        if buffer.tell() > 64 * 1024:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+def json_chunks(rows: Iterable[tuple[Face, str]]) -> Iterator[str]:
+    """A JSON array written one face at a time."""
+    separator = "\n"
+    yield "["
+    for face, url in rows:
+        yield separator + json.dumps(export_json(face, url))
+        separator = ",\n"
+    yield "\n]\n"
+
+
+@bp.get("/faces/export")
+def export_faces() -> Response:
+    """Every face under the filters, as a download: streamed, so its size is not bounded by memory."""
+    filters: dict[str, Any] = {**window_args(), "emotion": choice_arg("emotion", EMOTIONS)}
+    export_format = choice_arg("format", EXPORT_TYPES) or "csv"
+    db = database()
+
+    def rows() -> Iterator[tuple[Face, str]]:
+        with db.session() as session:
+            yield from faces_for_export(session, **filters)
+
+    chunks = csv_chunks(rows()) if export_format == "csv" else json_chunks(rows())
+    filename = f"socialfer-faces-{utcnow():%Y%m%dT%H%M%SZ}.{export_format}"
+    return Response(
+        stream_with_context(chunks),
+        content_type=EXPORT_TYPES[export_format],
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from db import DONE, PROCESSING, QUEUED, Batch, Face, Image
+from models.labels import EMOTIONS
 
 
 def iso(value: datetime | None) -> str | None:
@@ -75,3 +76,51 @@ def image_json(image: Image) -> dict[str, Any]:
         "finished_at": iso(image.finished_at),
         "faces": [face_json(face) for face in image.faces],
     }
+
+
+def timeline_json(data: dict[str, Any]) -> dict[str, Any]:
+    """`db.queries.timeline` with its times as ISO 8601 strings."""
+    return {
+        "bucket": data["bucket"],
+        "start": iso(data["start"]),
+        "end": iso(data["end"]),
+        "items": [{**item, "start": iso(item["start"])} for item in data["items"]],
+    }
+
+
+EXPORT_FIELDS = (
+    "face_id",
+    "image_id",
+    "batch_id",
+    "platform",
+    "analyzed_at",
+    "image_url",
+    "x",
+    "y",
+    "w",
+    "h",
+    "confidence",
+    "emotion",
+    *(f"score_{name}" for name in EMOTIONS),
+)
+
+
+def export_json(face: Face, url: str) -> dict[str, Any]:
+    """A face as the JSON export writes it: the `/faces` listing plus the image's URL."""
+    return {**face_json(face, listing=True), "image_url": url}
+
+
+def export_row(face: Face, url: str) -> list[Any]:
+    """A face as the CSV export writes it, flat, in EXPORT_FIELDS order."""
+    return [
+        face.id,
+        face.image_id,
+        face.batch_id,
+        face.platform,
+        iso(face.analyzed_at),
+        url,
+        *face.box,
+        face.confidence,
+        face.emotion,
+        *face.scores.values(),
+    ]

@@ -1,12 +1,13 @@
-"""Aggregate counts and emotion shares over analysed images."""
+"""Aggregates over analysed images: counts and emotion shares, and the same over time."""
 
 from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
 from api.context import database
-from api.params import window_args
-from db.queries import stats
+from api.params import choice_arg, window_args
+from api.serialize import timeline_json
+from db.queries import BUCKETS, stats, timeline
 
 bp = Blueprint("stats", __name__, url_prefix="/api/v1")
 
@@ -16,3 +17,12 @@ def get_stats() -> Response:
     filters = window_args()
     with database().session() as session:
         return jsonify(stats(session, **filters))
+
+
+@bp.get("/timeline")
+def get_timeline() -> Response:
+    """Faces per emotion per hour or day; the bucket follows the range unless asked for."""
+    filters = window_args()
+    bucket = choice_arg("bucket", BUCKETS)
+    with database().session() as session:
+        return jsonify(timeline_json(timeline(session, bucket=bucket, **filters)))

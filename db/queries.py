@@ -6,15 +6,35 @@ millions of faces costs one small result set, never rows loaded into Python.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from datetime import datetime
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, func, select
+from sqlalchemy import ColumnElement, Select, case, delete, exists, func, literal_column, select
 from sqlalchemy.orm import InstrumentedAttribute, Session, selectinload
 
-from db.schema import DONE, FAILED, IMAGE_STATES, PLATFORMS, PROCESSING, QUEUED, Batch, Face, Image
+from db.schema import (
+    DONE,
+    FAILED,
+    IMAGE_STATES,
+    PLATFORMS,
+    PREVIEW,
+    PROCESSING,
+    QUEUED,
+    Batch,
+    Face,
+    Image,
+    ImageFile,
+)
 from models.labels import EMOTIONS
+
+HOUR, DAY = "hour", "day"
+BUCKETS = (HOUR, DAY)
+HOURLY_UP_TO = timedelta(days=3)  # a timeline over a longer range is drawn per day
+# SQLite has no date_trunc: strftime to the start of the bucket, in the stored (UTC) time.
+SQLITE_BUCKET_FORMATS = {HOUR: "%Y-%m-%d %H:00:00", DAY: "%Y-%m-%d 00:00:00"}
+EXPORT_CHUNK = 1000  # rows per fetch while streaming an export
+STALLED_AFTER = timedelta(minutes=2)  # queued this long with no image finishing: no worker is taking tasks
 
 
 def common_filters(
@@ -75,9 +95,32 @@ def batch_counts(session: Session, batch_ids: Iterable[int]) -> dict[int, dict[s
     return counts
 
 
-def latest_batches(session: Session, limit: int) -> Sequence[Batch]:
-    """Newest first; ids grow with time, and the primary key orders without a sort."""
-    return session.scalars(select(Batch).order_by(Batch.id.desc()).limit(limit)).all()
+def latest_batches(
+    session: Session,
+    limit: int,
+    *,
+    platform: str | None = None,
+    batch_id: int | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> Sequence[Batch]:
+    """Newest first; ids grow with time, and the primary key orders without a sort.
+
+    Filtered like the dashboard's other panels: `platform` keeps batches with an image on
+    that platform, `since`/`until` bound the time the batch was created.
+    """
+    where = common_filters(
+        Batch.created_at,
+        platform_column=Batch.platform,
+        batch_column=Batch.id,
+        platform=None,  # Batch.platform is only the submitted one: filter on the images instead
+        batch_id=batch_id,
+        since=since,
+        until=until,
+    )
+    if platform is not None:
+        where.append(exists().where(Image.batch_id == Batch.id, Image.platform == platform))
+    return session.scalars(select(Batch).where(*where).order_by(Batch.id.desc()).limit(limit)).all()
 
 
 def images_page(
@@ -102,6 +145,30 @@ def images_page(
     return images, int(total)
 
 
+def keyset_page(
+    session: Session, query: Select, id_column: InstrumentedAttribute, limit: int, cursor: int | None
+) -> tuple[Sequence[Any], int | None]:
+    """Newest first by id, `limit` rows after `cursor`: stable while workers keep inserting.
+
+    Returns the page and the cursor for the next one (None on the last page); one row
+    beyond `limit` is read to know whether there is a next page.
+    """
+    if cursor is not None:
+        query = query.where(id_column < cursor)
+    rows = session.scalars(query.order_by(id_column.desc()).limit(limit + 1)).all()
+    if len(rows) > limit:
+        return rows[:limit], rows[limit - 1].id
+    return rows, None
+
+
+def face_conditions(emotion: str | None = None, **filters: Any) -> list[ColumnElement[bool]]:
+    """The shared filters plus the face listing's own, the dominant emotion."""
+    where = face_filters(**filters)
+    if emotion is not None:
+        where.append(Face.emotion == emotion)
+    return where
+
+
 def faces_page(
     session: Session,
     *,
@@ -113,20 +180,9 @@ def faces_page(
     limit: int,
     cursor: int | None = None,
 ) -> tuple[Sequence[Face], int | None]:
-    """Newest faces first, keyset-paginated on id: stable while workers keep inserting.
-
-    Returns the page and the cursor for the next one (None on the last page); one row
-    beyond `limit` is read to know whether there is a next page.
-    """
-    where = face_filters(platform=platform, batch_id=batch_id, since=since, until=until)
-    if emotion is not None:
-        where.append(Face.emotion == emotion)
-    if cursor is not None:
-        where.append(Face.id < cursor)
-    faces = session.scalars(select(Face).where(*where).order_by(Face.id.desc()).limit(limit + 1)).all()
-    if len(faces) > limit:
-        return faces[:limit], faces[limit - 1].id
-    return faces, None
+    """Newest faces first, keyset-paginated on id."""
+    where = face_conditions(emotion, platform=platform, batch_id=batch_id, since=since, until=until)
+    return keyset_page(session, select(Face).where(*where), Face.id, limit, cursor)
 
 
 def summary(images: int, images_with_faces: int, emotion_counts: dict[str, int]) -> dict[str, Any]:
@@ -192,3 +248,154 @@ def stats(
         ),
         "by_platform": by_platform,
     }
+
+
+def as_utc(value: datetime | str | None) -> datetime | None:
+    """An aware UTC datetime from what either database hands back (SQLite: naive, or text from strftime)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def recent_images(
+    session: Session,
+    *,
+    status: str | None = None,
+    platform: str | None = None,
+    batch_id: int | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int,
+    cursor: int | None = None,
+) -> tuple[Sequence[Image], int | None]:
+    """Images across batches, newest first, keyset-paginated, faces loaded in one more SELECT."""
+    where = image_filters(platform=platform, batch_id=batch_id, since=since, until=until)
+    if status is not None:
+        where.append(Image.status == status)
+    query = select(Image).where(*where).options(selectinload(Image.faces))
+    return keyset_page(session, query, Image.id, limit, cursor)
+
+
+def image_states(
+    session: Session,
+    *,
+    platform: str | None = None,
+    batch_id: int | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> dict[str, int]:
+    """Images in each state under the shared filters (time filters need `finished_at`, so only
+    done and failed images pass them)."""
+    counts = dict.fromkeys(IMAGE_STATES, 0)
+    where = image_filters(platform=platform, batch_id=batch_id, since=since, until=until)
+    rows = session.execute(select(Image.status, func.count()).where(*where).group_by(Image.status))
+    for status, count in rows:
+        if status in counts:
+            counts[status] = int(count)
+    return counts
+
+
+def worker_state(
+    queued: int, processing: int, oldest_queued_at: datetime | None, last_finished_at: datetime | None, now: datetime
+) -> str:
+    """What the queue says about the workers, from the database alone (works on every broker).
+
+    `stalled`: images have waited longer than STALLED_AFTER and none finished meanwhile, which
+    is what a queue with no worker looks like; `waiting`: queued, not yet that long.
+    """
+    if processing:
+        return "working"
+    if not queued or oldest_queued_at is None:
+        return "idle"
+    quiet = last_finished_at is None or now - last_finished_at > STALLED_AFTER
+    return "stalled" if now - oldest_queued_at > STALLED_AFTER and quiet else "waiting"
+
+
+def queue_activity(session: Session, now: datetime) -> dict[str, Any]:
+    """Across all batches: images waiting and in progress, the oldest wait, the last finish, the verdict."""
+    states = image_states(session)
+    oldest = as_utc(session.scalar(select(func.min(Image.enqueued_at)).where(Image.status == QUEUED)))
+    last = as_utc(session.scalar(select(func.max(Image.finished_at))))
+    return {
+        "queued": states[QUEUED],
+        "processing": states[PROCESSING],
+        "oldest_queued_at": oldest,
+        "last_finished_at": last,
+        "state": worker_state(states[QUEUED], states[PROCESSING], oldest, last, now),
+    }
+
+
+def bucket_start(column: InstrumentedAttribute, bucket: str, dialect: str) -> ColumnElement[Any]:
+    """The start of the hour or day a timestamp falls in, in UTC.
+
+    Literal arguments, not bound parameters: Postgres must see the same expression in
+    SELECT and GROUP BY, and `bucket` comes from BUCKETS only.
+    """
+    if dialect == "postgresql":
+        utc = func.timezone(literal_column("'UTC'"), column)
+        return func.date_trunc(literal_column(f"'{bucket}'"), utc)
+    return func.strftime(literal_column(f"'{SQLITE_BUCKET_FORMATS[bucket]}'"), column)
+
+
+def choose_bucket(start: datetime | None, end: datetime | None) -> str:
+    """Hours for a range of up to three days, else days: enough bars to see a trend, few enough to read."""
+    if start is None or end is None or end - start <= HOURLY_UP_TO:
+        return HOUR
+    return DAY
+
+
+def timeline(
+    session: Session,
+    *,
+    bucket: str | None = None,
+    platform: str | None = None,
+    batch_id: int | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> dict[str, Any]:
+    """Faces per emotion per hour or day, grouped in SQL; buckets without faces are left out.
+
+    The range is `since`..`until`, each defaulting to the first/last face under the filters;
+    `bucket` defaults to `choose_bucket` over that range.
+    """
+    where = face_filters(platform=platform, batch_id=batch_id, since=since, until=until)
+    start, end = since, until
+    if start is None or end is None:
+        extent = select(func.min(Face.analyzed_at), func.max(Face.analyzed_at)).where(*where)
+        first, last = session.execute(extent).one()
+        start, end = start or as_utc(first), end or as_utc(last)
+    bucket = bucket or choose_bucket(start, end)
+    column = bucket_start(Face.analyzed_at, bucket, session.get_bind().dialect.name)
+    rows = session.execute(
+        select(column, Face.emotion, func.count()).where(*where).group_by(column, Face.emotion).order_by(column)
+    )
+    buckets: dict[datetime, dict[str, int]] = {}
+    for bucket_value, emotion, count in rows:
+        counts = buckets.setdefault(as_utc(bucket_value), dict.fromkeys(EMOTIONS, 0))
+        counts[emotion] = counts.get(emotion, 0) + int(count)
+    items = [{"start": key, "faces": sum(counts.values()), "emotions": counts} for key, counts in buckets.items()]
+    return {"bucket": bucket, "start": start, "end": end, "items": items}
+
+
+def faces_for_export(session: Session, **filters: Any) -> Iterator[tuple[Face, str]]:
+    """Every face under the filters (as `faces_page` takes them) with its image URL, newest first,
+    fetched in chunks so an export of millions of faces never sits in memory."""
+    query = (
+        select(Face, Image.url)
+        .join(Image, Image.id == Face.image_id)
+        .where(*face_conditions(**filters))
+        .order_by(Face.id.desc())
+        .execution_options(yield_per=EXPORT_CHUNK)
+    )
+    yield from session.execute(query)  # rows unpack as (face, url)
+
+
+def prune_previews(session: Session, before: datetime) -> int:
+    """Delete the previews stored before `before` (the retention limit); returns how many went.
+
+    Only previews: uploaded originals are the worker's to delete once analysed.
+    """
+    result = session.execute(delete(ImageFile).where(ImageFile.kind == PREVIEW, ImageFile.created_at < before))
+    return result.rowcount or 0

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
-from db import DONE, FAILED, PROCESSING, QUEUED, Batch, Database, Face, Image
+from db import DONE, FAILED, PREVIEW, PROCESSING, QUEUED, Batch, Database, Face, Image, ImageFile
 from db.schema import utcnow
 from models.labels import EMOTIONS
 
@@ -118,3 +118,31 @@ def counting_statements(database: Database) -> Iterator[list[str]]:
         yield statements
     finally:
         event.remove(database.engine, "before_cursor_execute", record)
+
+
+def jpeg_bytes(width: int, height: int, color: tuple[int, int, int] = (150, 170, 190)) -> bytes:
+    """A plain JPEG of the given size: a stand-in for a preview or an upload without faces."""
+    import io
+
+    from PIL import Image as PillowImage
+
+    buffer = io.BytesIO()
+    PillowImage.new("RGB", (width, height), color).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+def add_preview(
+    session: Session, image: Image, *, size: tuple[int, int] = (64, 48), created_at: datetime | None = None
+) -> ImageFile:
+    """The preview the worker keeps of an analysed image, `size` being the original's (as stored on the image)."""
+    image.width, image.height = size
+    preview = ImageFile(
+        image_id=image.id,
+        kind=PREVIEW,
+        content_type="image/jpeg",
+        data=jpeg_bytes(*size),
+        created_at=created_at or utcnow(),
+    )
+    session.add(preview)
+    session.flush()
+    return preview

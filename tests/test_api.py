@@ -23,7 +23,7 @@ from sqlalchemy import func, select, update
 
 from api import create_app
 from api.serialize import iso
-from db import DONE, FAILED, PROCESSING, QUEUED, Batch, Database, Face, Image
+from db import DONE, FAILED, PLATFORMS, PROCESSING, QUEUED, Batch, Database, Face, Image
 from models.labels import EMOTIONS
 from socialfer.settings import Settings, load_settings
 from tests.factories import T0, StatsData, add_batch, add_faces, add_image, counting_statements, seed_stats
@@ -822,17 +822,20 @@ print(sorted(name for name in sys.modules if name.split(".")[0] in ("tensorflow"
     assert len(list((tmp_path / "broker" / "queue").glob("*.msg"))) == 1
 
 
-# --- the overview page at / ------------------------------------------------------------------------
+# --- the pages: shells whose scripts read the API -------------------------------------------------
 
 
-def test_overview_page_shows_the_stats(client: FlaskClient, pg_database: Database) -> None:
-    empty = client.get("/")
-    assert empty.status_code == 200 and "No faces yet" in empty.get_data(as_text=True)
-    with pg_database.session() as session:
-        seed_stats(session)
-    page = client.get("/").get_data(as_text=True)
-    api = client.get("/api/v1/stats").get_json()
-    assert f'<b id="images">{api["images"]}</b>' in page
-    assert f'<b id="faces">{api["faces"]}</b>' in page
-    assert f"<td>happy</td><td>{api['emotions']['happy']['count']}</td>" in page
-    assert page.count('<tr><td><a href="/api/v1/batches/') == 2
+@pytest.mark.parametrize("path", ["/", "/images/1"])
+def test_pages_load_only_this_servers_assets(client: FlaskClient, path: str) -> None:
+    """No CDN: every script and stylesheet the pages name is served here (the browser tests draw them)."""
+    page = client.get(path)
+    assert page.status_code == 200 and page.mimetype == "text/html"
+    html = page.get_data(as_text=True)
+    assets = re.findall(r'(?:src|href)="([^"]+\.(?:js|css))"', html)
+    assert {"/static/common.js", "/static/style.css"} <= set(assets)
+    for asset in assets:
+        assert asset.startswith("/static/"), asset
+        assert client.get(asset).status_code == 200, asset
+    assert not re.search(r'(?:src|href|action)="(?:https?:)?//', html)
+    config = json.loads(re.search(r'<script id="config" type="application/json">(.*?)</script>', html, re.S)[1])
+    assert config["emotions"] == list(EMOTIONS) and config["platforms"] == list(PLATFORMS)

@@ -1,0 +1,159 @@
+/* socialfer: what the dashboard and the image page share. Plain JavaScript, no build step,
+   nothing fetched from outside this server. Every number shown comes from the JSON API. */
+"use strict";
+
+const SF = (() => {
+  const config = JSON.parse(document.getElementById("config").textContent);
+  const SVG_NS = "http://www.w3.org/2000/svg";
+  const COLORS = {
+    angry: "#e15759",
+    disgust: "#59a14f",
+    fear: "#b07aa1",
+    happy: "#f1a832",
+    sad: "#4e79a7",
+    surprise: "#ff9da7",
+    neutral: "#9a9a9a",
+  };
+  const KEY_STORAGE = "socialfer.apiKey";
+
+  /** An error the API answered (or a network failure), with its status and machine-readable code. */
+  class ApiFailure extends Error {
+    constructor(status, code, message) {
+      super(message);
+      this.status = status;
+      this.code = code;
+    }
+  }
+
+  function apiKey() {
+    return localStorage.getItem(KEY_STORAGE) || "";
+  }
+
+  function setApiKey(value) {
+    if (value) localStorage.setItem(KEY_STORAGE, value);
+    else localStorage.removeItem(KEY_STORAGE);
+  }
+
+  /** fetch + JSON, with the API key on writes; any non-2xx becomes an ApiFailure carrying the API's message. */
+  async function api(path, options = {}) {
+    const headers = { Accept: "application/json", ...(options.headers || {}) };
+    if (options.method && options.method !== "GET" && apiKey()) headers.Authorization = `Bearer ${apiKey()}`;
+    let response;
+    try {
+      response = await fetch(path, { ...options, headers });
+    } catch (error) {
+      throw new ApiFailure(0, "network_error", `the server did not answer (${error.message})`);
+    }
+    let body = null;
+    try {
+      body = await response.json();
+    } catch (error) {
+      body = null;
+    }
+    if (!response.ok) {
+      const detail = body && body.error ? body.error : { code: `http_${response.status}`, message: response.statusText };
+      throw new ApiFailure(response.status, detail.code, detail.message);
+    }
+    return body;
+  }
+
+  /** Build an element: el("a", {href: "/"}, "text", child...). `null` attributes are skipped. */
+  function make(namespace, tag, attributes, children) {
+    const node = namespace ? document.createElementNS(namespace, tag) : document.createElement(tag);
+    for (const [name, value] of Object.entries(attributes || {})) {
+      if (value === null || value === undefined || value === false) continue;
+      if (name === "text") node.textContent = value;
+      else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+      else node.setAttribute(name, value === true ? "" : value);
+    }
+    for (const child of children.flat()) {
+      if (child === null || child === undefined || child === false) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+  const el = (tag, attributes, ...children) => make(null, tag, attributes, children);
+  const svg = (tag, attributes, ...children) => make(SVG_NS, tag, attributes, children);
+
+  const percent = (share, digits = 1) => `${(share * 100).toFixed(digits)} %`;
+  const number = (value) => Number(value).toLocaleString("en-US");
+  const plural = (count, word) => `${number(count)} ${word}${count === 1 ? "" : "s"}`;
+
+  /** "2025-03-01 12:00 UTC": every time on the pages is UTC, like the API's and the date filters. */
+  function utc(iso, withTime = true) {
+    if (!iso) return "–";
+    const text = new Date(iso).toISOString().replace("T", " ");
+    return withTime ? `${text.slice(0, 16)} UTC` : text.slice(0, 10);
+  }
+
+  function topEmotion(face) {
+    return [face.emotion, face.scores[face.emotion]];
+  }
+
+  /** A label drawn inside the image: coloured plate, white text, sized in the image's own pixels. */
+  function boxLabel(x, y, text, size, color) {
+    const width = text.length * size * 0.58 + size * 0.5;
+    const top = y - size * 1.3 >= 0 ? y - size * 1.3 : y;
+    return svg(
+      "g",
+      { class: "label" },
+      svg("rect", { x, y: top, width, height: size * 1.3, fill: color, rx: size * 0.2 }),
+      svg("text", { x: x + size * 0.25, y: top + size, "font-size": size, fill: "#fff" }, text),
+    );
+  }
+
+  /**
+   * The preview with each face's box and label drawn over it. Boxes are in the original
+   * image's pixels; the overlay's viewBox is the original size, so the browser scales them
+   * onto the (smaller) preview exactly.
+   */
+  function annotatedImage(image, { numbered = false, onMissing = null } = {}) {
+    const width = image.width || 1;
+    const height = image.height || 1;
+    const figure = el("figure", { class: "annotated", "data-image-id": image.id, style: `aspect-ratio: ${width} / ${height}` });
+    const picture = el("img", { src: `/api/v1/images/${image.id}/preview`, alt: `image ${image.id}`, loading: "lazy" });
+    picture.addEventListener("error", () => {
+      figure.classList.add("missing");
+      picture.remove();
+      figure.prepend(el("div", { class: "no-preview" }, onMissing || "no preview kept"));
+    });
+    // Labels stay legible on a 200 px thumbnail and modest on the full page.
+    const size = Math.max(12, Math.max(width, height) / (numbered ? 36 : 18));
+    const overlay = svg("svg", { viewBox: `0 0 ${width} ${height}`, preserveAspectRatio: "none", class: "overlay" });
+    image.faces.forEach((face, index) => {
+      const [x, y, w, h] = face.box;
+      const [emotion, score] = topEmotion(face);
+      const color = COLORS[emotion];
+      const text = `${numbered ? `${index + 1} ` : ""}${emotion} ${percent(score, 0)}`;
+      overlay.append(
+        svg(
+          "g",
+          { class: "face", "data-face-id": face.id, "data-emotion": emotion },
+          svg("title", {}, `${emotion} ${percent(score)} (face confidence ${face.confidence.toFixed(3)})`),
+          svg("rect", { class: "box", x, y, width: w, height: h, stroke: color, "stroke-width": size / 5, fill: "none" }),
+          boxLabel(x, y, text, size, color),
+        ),
+      );
+    });
+    figure.append(picture, overlay);
+    return figure;
+  }
+
+  /** Show (or clear, with message null) a notice at the top of the page; `kind` is info, warning or error. */
+  function notice(id, kind, message) {
+    const holder = document.getElementById("notices");
+    let box = document.getElementById(id);
+    if (message === null) {
+      if (box) box.remove();
+      return;
+    }
+    if (!box) {
+      box = el("div", { id, class: `notice ${kind}`, role: kind === "error" ? "alert" : "status" });
+      holder.append(box);
+    }
+    box.className = `notice ${kind}`;
+    box.replaceChildren(...(Array.isArray(message) ? message : [message]));
+  }
+
+  return { config, COLORS, ApiFailure, api, apiKey, setApiKey, el, svg, percent, number, plural, utc, annotatedImage, notice };
+})();
