@@ -1,0 +1,437 @@
+"""The dashboard and image pages in a real browser: Debian's chromium driven by Playwright.
+
+Two servers: the Flask app in a thread over seeded Postgres (numbers, filters, empty and
+error states), and `socialfer serve` on the embedded default with its own worker (submit
+URLs, upload a photo, watch them finish). Every page's numbers are compared with the API's.
+Screenshots go to test-artifacts/ (docs/dashboard.png is copied from there).
+"""
+# ruff: noqa: F811 - the API fixtures are imported from tests.test_api and named as parameters
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+from sqlalchemy import select, update
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+from api import create_app
+from db import DONE, FAILED, QUEUED, Database, Image
+from db.queries import STALLED_AFTER
+from db.schema import utcnow
+from models.labels import EMOTIONS
+from socialfer.settings import Settings
+from tests.conftest import unavailable
+from tests.factories import StatsData, add_batch, add_image, add_preview, seed_stats
+from tests.support import EXPECTED_FACES, free_port, image_server, socialfer_process
+from tests.test_api import broker, settings  # noqa: F401 - fixtures
+from tests.test_e2e import wait_for_api
+
+pytestmark = pytest.mark.slow
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = PROJECT_ROOT / "test-artifacts"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+VIEWPORT = {"width": 1280, "height": 900}
+WAIT_MS = 20_000
+PLATFORMS = ("facebook", "instagram", "twitter", "other")
+
+# Everything the dashboard shows, read from the page in one go (numbers come from data attributes
+# and the text drawn on the charts).
+READ_DASHBOARD = """() => {
+  const all = (selector, root = document) => [...root.querySelectorAll(selector)];
+  const bars = (root) => all("g.bar", root).map((bar) => ({
+    emotion: bar.dataset.emotion, count: Number(bar.dataset.count), share: Number(bar.dataset.share),
+    text: bar.querySelector("text.value").textContent,
+  }));
+  return {
+    metrics: Object.fromEntries(all("[data-metric]").map((node) => [node.dataset.metric, node.textContent])),
+    emotions: bars(document.getElementById("emotion-chart")),
+    platforms: Object.fromEntries(all(".platform").map((node) => [node.dataset.platform, {
+      faces: Number(node.dataset.faces), bars: bars(node),
+    }])),
+    timeline: all("#timeline-chart g.bucket").map((bucket) => ({
+      start: bucket.dataset.start, faces: Number(bucket.dataset.faces),
+      emotions: Object.fromEntries(
+        all("rect", bucket).map((rect) => [rect.dataset.emotion, Number(rect.dataset.count)]),
+      ),
+    })),
+    caption: document.getElementById("timeline-caption").textContent,
+    batches: all("#batches tr[data-batch-id]").map((row) => ({
+      id: Number(row.dataset.batchId), status: row.dataset.status,
+      progress: Number(row.querySelector(".progress").getAttribute("aria-valuenow")),
+      label: row.querySelector(".progress b").textContent,
+    })),
+    images: all("#thumbnails .thumb").map((thumb) => ({
+      id: Number(thumb.dataset.imageId), platform: thumb.dataset.platform, boxes: all("g.face", thumb).length,
+    })),
+    exportCsv: document.getElementById("export-csv").getAttribute("href"),
+    notices: all("#notices .notice").map((node) => node.textContent),
+  };
+}"""
+
+
+# --- browser and servers -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        unavailable(f"chromium at {CHROMIUM} (apt-get install chromium; `make test` installs it as root)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        unavailable("playwright (pip install -e '.[test]')")
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A fresh page that may load only from this machine, and fails the test on any script error."""
+    context = browser.new_context(viewport=VIEWPORT)
+    outside: list[str] = []
+    errors: list[str] = []
+
+    def local_only(route: Any) -> None:
+        host = urlsplit(route.request.url).hostname
+        if route.request.url.startswith("data:") or host == "127.0.0.1":
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", local_only)
+    page = context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    yield page
+    context.close()
+    assert outside == [], f"the page tried to load from outside: {outside}"
+    assert errors == [], f"script errors: {errors}"
+
+
+class QuietHandler(WSGIRequestHandler):
+    def log_request(self, *_args: Any) -> None:
+        """The browser's hundreds of polls would drown the test's output."""
+
+
+@pytest.fixture
+def live(settings: Settings, pg_database: Database) -> Iterator[str]:
+    """The app over the Postgres test database, served from a thread; yields its base URL."""
+    app = create_app(settings)
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=10)
+    app.extensions["db"].dispose()
+
+
+@pytest.fixture
+def seeded(pg_database: Database) -> StatsData:
+    """seed_stats, with previews for the done images so thumbnails have something to show."""
+    with pg_database.session() as session:
+        data = seed_stats(session)
+        for image in session.scalars(select(Image).where(Image.status == DONE)):
+            add_preview(session, image, size=(160, 120))
+    return data
+
+
+# --- reading the page and the API ------------------------------------------------------------------
+
+
+def wait_ready(page: Any, query: str = "") -> None:
+    """Until the dashboard has drawn every panel for exactly these filters."""
+    page.wait_for_selector(f'body[data-state="ready"][data-query="{query}"]', state="attached")
+
+
+def api(base: str, path: str) -> Any:
+    response = requests.get(f"{base}{path}", timeout=30)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def check_bars(drawn: list[dict[str, Any]], summary: dict[str, Any]) -> None:
+    """Seven bars whose counts, shares and written numbers are the API's."""
+    assert [bar["emotion"] for bar in drawn] == list(EMOTIONS)
+    for bar in drawn:
+        expected = summary["emotions"][bar["emotion"]]
+        assert (bar["count"], bar["share"]) == (expected["count"], pytest.approx(expected["share"]))
+        written = re.fullmatch(r"([\d.]+) % · ([\d,]+)", bar["text"])
+        assert written, bar["text"]
+        assert float(written[1]) == pytest.approx(expected["share"] * 100, abs=0.051)
+        assert int(written[2].replace(",", "")) == expected["count"]
+
+
+def check_dashboard(page: Any, base: str, query: str = "") -> dict[str, Any]:
+    """Every panel on the page equals what the API answers for the same filters; returns what was read."""
+    wait_ready(page, query)
+    shown = page.evaluate(READ_DASHBOARD)
+    suffix = f"&{query}" if query else ""
+    stats = api(base, f"/api/v1/stats?{query}")
+    queue = api(base, f"/api/v1/queue?{query}")
+    timeline = api(base, f"/api/v1/timeline?{query}")
+    batches = api(base, f"/api/v1/batches?limit=15{suffix}")["items"]
+    images = api(base, f"/api/v1/images?status=done&limit=12{suffix}")["items"]
+
+    expected_metrics = {
+        "images": stats["images"],
+        "images_with_faces": stats["images_with_faces"],
+        "faces": stats["faces"],
+        "failed": queue["images"]["failed"],
+    }
+    assert shown["metrics"] == {name: f"{value:,}" for name, value in expected_metrics.items()}
+    if stats["faces"]:
+        check_bars(shown["emotions"], stats)
+    else:
+        assert shown["emotions"] == []
+    for platform in PLATFORMS:
+        summary = stats["by_platform"].get(platform)
+        drawn = shown["platforms"][platform]
+        assert drawn["faces"] == (summary["faces"] if summary else 0), platform
+        if summary and summary["faces"]:
+            check_bars(drawn["bars"], summary)
+        else:
+            assert drawn["bars"] == []
+    assert shown["timeline"] == [
+        {
+            "start": item["start"],
+            "faces": item["faces"],
+            "emotions": {name: count for name, count in item["emotions"].items() if count},
+        }
+        for item in timeline["items"]
+    ]
+    assert shown["caption"] == f"faces per emotion per {timeline['bucket']} (UTC)"
+    assert [(batch["id"], batch["progress"]) for batch in shown["batches"]] == [
+        (batch["id"], 100 * (batch["done"] + batch["failed"]) // batch["total"]) for batch in batches
+    ]
+    assert [(image["id"], image["platform"], image["boxes"]) for image in shown["images"]] == [
+        (image["id"], image["platform"], len(image["faces"])) for image in images
+    ]
+    assert shown["exportCsv"] == f"/api/v1/faces/export?{query}{'&' if query else ''}format=csv"
+    return shown
+
+
+def screenshot(page: Any, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+
+
+# --- seeded Postgres: numbers, filters, states -----------------------------------------------------
+
+
+def test_dashboard_numbers_equal_the_api(page: Any, live: str, seeded: StatsData) -> None:
+    page.goto(f"{live}/")
+
+    shown = check_dashboard(page, live)
+
+    assert shown["metrics"] == {"images": "4", "images_with_faces": "3", "faces": "6", "failed": "1"}
+    assert shown["caption"] == "faces per emotion per hour (UTC)" and len(shown["timeline"]) == 3
+    assert {bar["emotion"]: bar["text"] for bar in shown["emotions"]}["happy"] == "50.0 % · 3"
+    page.wait_for_function("[...document.querySelectorAll('#thumbnails img')].every((img) => img.naturalWidth > 0)")
+    screenshot(page, "dashboard-seeded.png")
+
+
+def test_a_filter_changes_every_panel_and_the_url(page: Any, live: str, seeded: StatsData) -> None:
+    page.goto(f"{live}/")
+    everything = check_dashboard(page, live)
+
+    page.select_option("#filter-platform", "facebook")
+    facebook = check_dashboard(page, live, "platform=facebook")
+    assert page.url == f"{live}/?platform=facebook"
+    for panel in ("metrics", "emotions", "platforms", "timeline", "batches", "images", "exportCsv"):
+        assert facebook[panel] != everything[panel], f"{panel} did not change"
+    assert facebook["batches"] == [batch for batch in everything["batches"] if batch["id"] == seeded.batch_a]
+    assert {image["platform"] for image in facebook["images"]} == {"facebook"}
+    screenshot(page, "dashboard-filtered.png")
+
+    page.fill("#filter-since", "2025-03-01")
+    check_dashboard(page, live, "platform=facebook&since=2025-03-01")
+    page.select_option("#filter-batch", str(seeded.batch_b))
+    narrowed = check_dashboard(page, live, f"platform=facebook&batch_id={seeded.batch_b}&since=2025-03-01")
+    assert "Nothing matches these filters" in " ".join(narrowed["notices"])
+
+    page.go_back()  # the filters are history entries: back restores the previous view
+    check_dashboard(page, live, "platform=facebook&since=2025-03-01")
+
+    shared = page.context.new_page()  # a shared link shows the same view
+    shared.goto(f"{live}/?batch_id={seeded.batch_a}&until=2025-03-01T13:00:00Z")
+    check_dashboard(shared, live, f"batch_id={seeded.batch_a}&until=2025-03-01T13%3A00%3A00Z")
+    assert shared.input_value("#filter-batch") == str(seeded.batch_a)
+    assert shared.input_value("#filter-until") == "2025-03-01"
+
+
+def test_empty_and_error_states_explain_themselves(page: Any, live: str, pg_database: Database) -> None:
+    page.goto(f"{live}/")
+    check_dashboard(page, live)
+    assert "No data yet" in page.text_content("#notices")
+    assert page.text_content("#emotion-chart") == "No faces found yet."
+    screenshot(page, "dashboard-empty.png")
+
+    long_ago = utcnow() - 2 * STALLED_AFTER
+    with pg_database.session() as session:
+        failed = add_batch(session, total=2, name="all broken")
+        for code in ("http_404", "not_an_image"):
+            image = add_image(session, failed, status=FAILED, url=f"https://example.com/{code}", finished_at=long_ago)
+            image.error_code, image.error_message = code, f"{code} happened"
+        waiting = add_batch(session, total=1, name="stuck")
+        stuck = add_image(session, waiting, status=QUEUED).id
+        session.execute(update(Image).where(Image.id == stuck).values(enqueued_at=long_ago))
+    page.reload()
+    check_dashboard(page, live)
+    notices = page.text_content("#notices")
+    assert "no worker seems to be running" in notices and "socialfer worker" in notices
+    row = page.locator(f'tr[data-batch-id="{failed.id}"]')
+    assert row.get_attribute("data-status") == "failed"
+    reasons = page.locator(f'details.failures[data-batch-id="{failed.id}"]')
+    assert reasons.get_attribute("open") is not None  # a failed batch shows why without a click
+    page.wait_for_selector(f'details.failures[data-batch-id="{failed.id}"] code')
+    assert {"http_404", "not_an_image"} <= set(reasons.locator("code").all_text_contents())
+    screenshot(page, "dashboard-failed-and-stalled.png")
+
+    page.route(
+        "**/api/v1/stats*",
+        lambda route: route.fulfill(
+            status=500, json={"error": {"code": "internal_error", "message": "internal server error"}}
+        ),
+    )
+    page.reload()
+    page.wait_for_selector('body[data-state="error"]', state="attached")
+    assert "The API did not answer (internal server error)" in page.text_content("#notices")
+
+
+def test_image_page_for_a_missing_image(page: Any, live: str, pg_database: Database) -> None:
+    page.goto(f"{live}/images/4242")
+    page.wait_for_selector('body[data-state="error"]', state="attached")
+    assert page.text_content("#notices") == "There is no image 4242."
+
+
+# --- the embedded default with a real worker: submit, upload, watch -----------------------------------
+
+
+@pytest.fixture(scope="module")
+def served(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any]]:
+    """`socialfer serve` on the embedded default (SQLite, filesystem broker, its own worker), and the
+    example photos on a local image server; yields (base URL, image server)."""
+    tmp = tmp_path_factory.mktemp("served")
+    env = {key: None for key in ("SOCIALFER_DATABASE_URL", "SOCIALFER_BROKER_URL", "SOCIALFER_API_KEYS")}
+    env |= {"SOCIALFER_DATA_DIR": str(tmp / "data"), "SOCIALFER_ALLOW_PRIVATE_URLS": "1"}
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with (
+        image_server(shared_data / "social_examples") as examples,
+        socialfer_process(["serve", "--port", str(port)], env, tmp / "serve.log"),
+    ):
+        wait_for_api(base)
+        yield base, examples
+
+
+WATCH_PROGRESS = """() => {
+  window.progressSeen = {};
+  new MutationObserver(() => {
+    for (const row of document.querySelectorAll("#batches tr[data-batch-id]")) {
+      const value = Number(row.querySelector(".progress").getAttribute("aria-valuenow"));
+      (window.progressSeen[row.dataset.batchId] ||= []).push(value);
+    }
+  }).observe(document.getElementById("batches"), { subtree: true, childList: true, attributes: true });
+  window.loadedOnce = true;
+}"""
+
+
+def submitted_batch(page: Any, message: str) -> int:
+    page.wait_for_function(f"document.getElementById('{message}').textContent.includes('queued')")
+    return int(re.search(r"Batch #(\d+) queued", page.text_content(f"#{message}"))[1])
+
+
+def wait_finished(page: Any, batch_id: int) -> None:
+    page.wait_for_selector(f'tr[data-batch-id="{batch_id}"] .progress[aria-valuenow="100"]', timeout=180_000)
+
+
+def test_submitted_urls_progress_to_100_without_a_reload(page: Any, served: tuple[str, Any]) -> None:
+    base, examples = served
+    page.goto(f"{base}/")
+    wait_ready(page)
+    page.evaluate(WATCH_PROGRESS)
+
+    batches = {}
+    for platform in ("facebook", "instagram", "twitter"):
+        names = sorted(name for name in EXPECTED_FACES if name.startswith(f"{platform}/"))
+        page.fill("#urls", "\n".join(examples.url(f"{name}.jpeg") for name in names) + "\n")
+        page.select_option("#url-platform", platform)
+        page.fill("#url-name", f"{platform} examples")
+        page.click("#url-form button")
+        batches[platform] = submitted_batch(page, "url-message")
+    page.fill("#urls", examples.url("missing.jpeg"))
+    page.select_option("#url-platform", "")
+    page.fill("#url-name", "a dead link")
+    page.click("#url-form button")
+    dead = submitted_batch(page, "url-message")
+
+    for batch_id in [*batches.values(), dead]:
+        wait_finished(page, batch_id)
+    assert page.evaluate("window.loadedOnce") is True  # the same page all along: no reload
+    seen = page.evaluate("window.progressSeen")
+    assert any(value < 100 for batch_id in batches.values() for value in seen[str(batch_id)]), seen
+    labels = {row["id"]: (row["status"], row["label"]) for row in check_dashboard(page, base)["batches"]}
+    assert labels[batches["twitter"]] == ("done", "5 / 5") and labels[dead] == ("failed", "1 / 1 · 1 failed")
+    page.wait_for_selector(f'details.failures[data-batch-id="{dead}"] code')
+    assert page.locator(f'details.failures[data-batch-id="{dead}"] code').all_text_contents() == ["http_404"]
+    screenshot(page, "dashboard-after-urls.png")
+
+
+def test_an_uploaded_photo_shows_its_annotated_result(page: Any, served: tuple[str, Any], shared_data: Path) -> None:
+    base, _ = served
+    page.goto(f"{base}/")
+    wait_ready(page)
+
+    page.set_input_files("#upload-files", str(shared_data / "social_examples" / "twitter" / "1.jpeg"))
+    page.select_option("#upload-platform", "twitter")
+    page.click("#upload-form button")
+    batch_id = submitted_batch(page, "upload-message")
+    wait_finished(page, batch_id)
+
+    image = api(base, f"/api/v1/batches/{batch_id}/images")["items"][0]
+    assert (image["url"], image["status"], len(image["faces"])) == ("upload:1.jpeg", "done", 2)
+    thumb = page.locator(f'#thumbnails .thumb[data-image-id="{image["id"]}"]')
+    thumb.locator("img").wait_for()
+    assert thumb.locator("g.face").count() == 2
+    check_dashboard(page, base)
+    screenshot(page, "dashboard.png")
+
+    thumb.click()
+    page.wait_for_selector('body[data-state="ready"]', state="attached")
+    assert page.url == f"{base}/images/{image['id']}"
+    page.wait_for_function("document.querySelector('#image-view img').naturalWidth > 0")
+    assert page.locator("#image-view g.face").count() == 2
+    cards = page.locator(".face-card")
+    assert cards.count() == 2
+    for index, face in enumerate(image["faces"]):
+        card = cards.nth(index)
+        assert card.get_attribute("data-emotion") == face["emotion"]
+        rows = card.locator(".probability")
+        assert rows.count() == 7
+        for row in range(7):
+            emotion = rows.nth(row).get_attribute("data-emotion")
+            assert float(rows.nth(row).get_attribute("data-score")) == pytest.approx(face["scores"][emotion])
+            assert rows.nth(row).locator(".value").text_content() == f"{face['scores'][emotion] * 100:.1f} %"
+    screenshot(page, "image-page.png")
