@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
+from db.schema import PLATFORMS
 from socialfer.settings import load_settings
 
 DEFAULT_API = "http://127.0.0.1:8000"
@@ -301,3 +303,53 @@ def evaluate(data: Path | None, split: str, model_path: Path | None, confusion_p
     for name, row in result["per_class"].items():
         click.echo(f"  {name:<10} {row['precision']:9.3f} {row['recall']:6.3f} {row['support']:7d}")
     click.echo(f"  confusion matrix: {png}")
+
+
+@main.command("stats")
+@click.option("--platform", type=click.Choice(PLATFORMS), default=None, help="Only this platform.")
+@click.option("--batch", "batch_id", type=click.IntRange(min=1), default=None, help="Only this batch.")
+@click.option("--since", type=click.DateTime(), default=None, help="Analysed at or after this time (UTC).")
+@click.option("--until", type=click.DateTime(), default=None, help="Analysed before this time (UTC).")
+@click.option("--json", "as_json", is_flag=True, help="Print what GET /api/v1/stats answers.")
+def stats_command(
+    platform: str | None, batch_id: int | None, since: datetime | None, until: datetime | None, as_json: bool
+) -> None:
+    """Counts and emotion shares, overall and per platform: the numbers of GET /api/v1/stats and the
+    dashboard, from the same query, read straight from the database."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from db import Database
+    from db.queries import stats
+
+    settings = load_settings()
+    database = Database(settings.database_url)
+    window = {"since": since, "until": until}
+    filters = {key: value.replace(tzinfo=UTC) if value else None for key, value in window.items()}
+    try:
+        with database.session() as session:
+            result = stats(session, platform=platform, batch_id=batch_id, **filters)
+    except SQLAlchemyError as exc:
+        raise click.ClickException(
+            f"cannot read {redact(settings.database_url)} ({exc.__class__.__name__}): "
+            "is SOCIALFER_DATABASE_URL right, and has `socialfer migrate` run?"
+        ) from exc
+    finally:
+        database.dispose()
+    click.echo(json.dumps(result) if as_json else stats_table(result))
+
+
+def stats_table(result: dict) -> str:
+    """Headline counts, then one row per emotion: count and share overall and for each platform."""
+    lines = [
+        f"images analysed    {result['images']:>8,}",
+        f"images with faces  {result['images_with_faces']:>8,}",
+        f"faces              {result['faces']:>8,}",
+        "",
+    ]
+    columns = {"all": result, **result["by_platform"]}
+    lines.append("emotion  " + "".join(f"{name:>17}" for name in columns))
+    for emotion in next(iter(columns.values()))["emotions"]:
+        cells = (summary["emotions"][emotion] for summary in columns.values())
+        lines.append(f"{emotion:<9}" + "".join(f"{cell['count']:>9,} {cell['share'] * 100:5.1f} %" for cell in cells))
+    lines.append("faces    " + "".join(f"{summary['faces']:>9,}        " for summary in columns.values()).rstrip())
+    return "\n".join(lines)
