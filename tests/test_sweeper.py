@@ -98,3 +98,18 @@ def test_retry_delays_grow_and_respect_retry_after(settings) -> None:
         assert ceiling / 2 <= delay <= ceiling
     assert retry_delay(1, settings, retry_after=30) == 30
     assert retry_delay(1, settings, retry_after=10_000) == settings.retry_max_delay
+
+
+def test_queue_emptiness_is_read_from_the_real_broker(redis_url: str, tmp_path: Path) -> None:
+    import redis
+
+    from workers.celery_app import make_celery, publish_images
+    from workers.sweeper import broker_queue_is_empty
+
+    redis.Redis.from_url(redis_url).flushdb()
+    app = make_celery(make_settings(tmp_path, broker_url=redis_url))
+    assert broker_queue_is_empty(app)  # no queue at all, as after a broker restart, means no messages
+    publish_images(app, [1, 2])
+    assert not broker_queue_is_empty(app)
+    redis.Redis.from_url(redis_url).flushdb()
+    assert not broker_queue_is_empty(make_celery(make_settings(tmp_path, broker_url="redis://127.0.0.1:1/0")))

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sqlalchemy import delete
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from db import DONE, FAILED, PREVIEW, PROCESSING, QUEUED, UPLOAD, UPLOAD_URL_PREFIX, Database, Face, Image, ImageFile
@@ -180,6 +181,8 @@ def process_image(image_id: int, ctx: WorkerContext) -> Outcome:
     except DecodeError as exc:
         record_failure(ctx.database, image_id, exc.code, exc.message)
         return Outcome(FAILED)
+    except OperationalError:
+        raise  # the database, not the image, is at fault: the task retries
     except Exception as exc:
         log.exception("image %s failed unexpectedly", image_id)
         record_failure(ctx.database, image_id, "internal_error", f"{exc.__class__.__name__}: {exc}")

@@ -68,7 +68,10 @@ def broker_queue_is_empty(app: Celery) -> bool:
     try:
         with app.connection_for_read() as connection:
             return connection.default_channel.queue_declare(queue=QUEUE, passive=True).message_count == 0
-    except Exception as exc:  # an unreachable broker: do not guess
+    except Exception as exc:
+        if str(getattr(exc, "reply_code", "")) == "404":  # no such queue (e.g. a restarted broker): no messages
+            return True
+        # an unreachable broker: do not guess
         log.warning("sweeper: cannot read the queue length: %s", exc)
         return False
 

@@ -6,6 +6,7 @@ import os
 
 from celery import shared_task
 from celery.signals import worker_process_init, worker_ready
+from sqlalchemy.exc import OperationalError
 
 from db import Database
 from workers.celery_app import ANALYZE_IMAGE, publish_images
@@ -40,7 +41,16 @@ def begin_sweeping(sender=None, **_kwargs) -> None:
         start_sweeper(app, app.conf.socialfer_settings)
 
 
-@shared_task(name=ANALYZE_IMAGE, bind=True)
+@shared_task(
+    name=ANALYZE_IMAGE,
+    bind=True,
+    # An unreachable database is waited out, not blamed on the image; the sweeper is the last resort.
+    autoretry_for=(OperationalError,),
+    retry_backoff=2,
+    retry_backoff_max=60,
+    retry_jitter=True,
+    max_retries=12,
+)
 def analyze_image(self, image_id: int) -> str:
     outcome = process_image(image_id, worker_context(self.app))
     if outcome.retry_in is not None:
