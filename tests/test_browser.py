@@ -363,8 +363,13 @@ def submitted_batch(page: Any, message: str) -> int:
     return int(re.search(r"Batch #(\d+) queued", page.text_content(f"#{message}"))[1])
 
 
-def wait_finished(page: Any, batch_id: int) -> None:
-    page.wait_for_selector(f'tr[data-batch-id="{batch_id}"] .progress[aria-valuenow="100"]', timeout=180_000)
+def wait_finished(page: Any, *batch_ids: int) -> None:
+    """Until the batches' bars show 100 %, then one more refresh: it fetched every panel after the
+    last image finished (the page polls quickly once more when work ends)."""
+    for batch_id in batch_ids:
+        page.wait_for_selector(f'tr[data-batch-id="{batch_id}"] .progress[aria-valuenow="100"]', timeout=180_000)
+    seen = int(page.evaluate("document.body.dataset.refreshes"))
+    page.wait_for_function(f"Number(document.body.dataset.refreshes) > {seen}")
 
 
 def test_submitted_urls_progress_to_100_without_a_reload(page: Any, served: tuple[str, Any]) -> None:
@@ -387,8 +392,7 @@ def test_submitted_urls_progress_to_100_without_a_reload(page: Any, served: tupl
     page.click("#url-form button")
     dead = submitted_batch(page, "url-message")
 
-    for batch_id in [*batches.values(), dead]:
-        wait_finished(page, batch_id)
+    wait_finished(page, *batches.values(), dead)
     assert page.evaluate("window.loadedOnce") is True  # the same page all along: no reload
     seen = page.evaluate("window.progressSeen")
     assert any(value < 100 for batch_id in batches.values() for value in seen[str(batch_id)]), seen

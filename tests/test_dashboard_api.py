@@ -335,6 +335,6 @@ def test_batches_filtered_like_the_other_panels(client: FlaskClient, seeded: Sta
     assert batch_ids("platform=facebook") == [a]
     assert batch_ids("platform=other") == []
     assert batch_ids(f"batch_id={a}") == [a]
-    today = utcnow().date()
-    assert batch_ids(f"since={today}") == [b, a]  # created just now
-    assert batch_ids(f"until={today}") == []
+    created = client.get(f"/api/v1/batches/{a}").get_json()["created_at"]
+    assert batch_ids(f"since={created}") == [b, a]  # since is inclusive; b came later
+    assert batch_ids(f"until={created}") == []

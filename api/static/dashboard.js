@@ -19,6 +19,7 @@
   let timer = null;
   let sequence = 0; // only the newest refresh may draw
   let refreshes = 0;
+  let wasActive = false; // one more quick refresh after work ends shows its last numbers
   const drawn = {}; // panel -> JSON it was last drawn from, so unchanged panels are left alone
   const openFailures = new Set(); // batch ids whose failure list the analyst opened
 
@@ -420,7 +421,9 @@
       draw("images", [images, search], () => drawImages(images));
       drawNotices(stats, queue, batches);
       notice("api-notice", "error", null);
-      active = batches.items.some((batch) => batch.status !== "done") || ["working", "waiting"].includes(queue.worker.state);
+      const busy = batches.items.some((batch) => batch.status !== "done") || ["working", "waiting"].includes(queue.worker.state);
+      active = busy || wasActive;
+      wasActive = busy;
       refreshes += 1;
       Object.assign(document.body.dataset, { state: "ready", query: search, refreshes });
     } catch (error) {
