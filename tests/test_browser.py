@@ -320,7 +320,27 @@ def test_empty_and_error_states_explain_themselves(page: Any, live: str, pg_data
     assert "The API did not answer (internal server error)" in page.text_content("#notices")
 
 
-def test_image_page_for_a_missing_image(page: Any, live: str, pg_database: Database) -> None:
+def test_image_pages_explain_missing_images_previews_and_failures(page: Any, live: str, pg_database: Database) -> None:
+    with pg_database.session() as session:
+        batch = add_batch(session, total=2)
+        pruned = add_image(session, batch, emotions=("sad",))
+        pruned.width, pruned.height = 160, 120  # analysed, but its preview is past the retention time
+        failed = add_image(session, batch, status=FAILED)
+        failed.error_code, failed.error_message = "http_403", "server answered 403"
+
+    page.goto(f"{live}/images/{pruned.id}")
+    page.wait_for_selector('body[data-state="ready"]', state="attached")
+    page.wait_for_selector("#image-view .no-preview")
+    assert "preview is no longer kept (previews are kept 30 days)" in page.text_content("#image-view")
+    assert page.locator(".face-card").count() == 1 and page.locator("#image-view g.face").count() == 0
+
+    page.goto(f"{live}/images/{failed.id}")
+    page.wait_for_selector('body[data-state="ready"]', state="attached")
+    assert page.text_content("#notices") == (
+        "Analysis failed: http_403 — the server answered HTTP 403. (server answered 403)"
+    )
+    screenshot(page, "image-page-failed.png")
+
     page.goto(f"{live}/images/4242")
     page.wait_for_selector('body[data-state="error"]', state="attached")
     assert page.text_content("#notices") == "There is no image 4242."

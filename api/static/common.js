@@ -112,11 +112,6 @@ const SF = (() => {
     const height = image.height || 1;
     const figure = el("figure", { class: "annotated", "data-image-id": image.id, style: `aspect-ratio: ${width} / ${height}` });
     const picture = el("img", { src: `/api/v1/images/${image.id}/preview`, alt: `image ${image.id}`, loading: "lazy" });
-    picture.addEventListener("error", () => {
-      figure.classList.add("missing");
-      picture.remove();
-      figure.prepend(el("div", { class: "no-preview" }, onMissing || "no preview kept"));
-    });
     // Labels stay legible on a 200 px thumbnail and modest on the full page.
     const size = Math.max(12, Math.max(width, height) / (numbered ? 36 : 18));
     const overlay = svg("svg", { viewBox: `0 0 ${width} ${height}`, preserveAspectRatio: "none", class: "overlay" });
@@ -134,6 +129,11 @@ const SF = (() => {
           boxLabel(x, y, text, size, color),
         ),
       );
+    });
+    picture.addEventListener("error", () => {
+      // Past the retention time (or never kept): say so rather than draw boxes on nothing.
+      figure.classList.add("missing");
+      figure.replaceChildren(el("div", { class: "no-preview" }, onMissing || "no preview kept"));
     });
     figure.append(picture, overlay);
     return figure;
