@@ -178,7 +178,8 @@ def export(cfg: TrainConfig, best_path: Path, state: dict) -> dict:
         "selection": "best PublicTest accuracy over epochs",
         "public_test_accuracy": public["accuracy"],
         "private_test_accuracy": private["accuracy"],
-        "private_test_accuracy_flip_tta": private["accuracy_flip_tta"],
+        "private_test_accuracy_no_tta": private["accuracy_no_tta"],
+        "accuracy_note": "accuracies are with flip averaging, as EmotionClassifier.predict runs",
     }
     model_card_path(cfg.output).write_text(json.dumps(card, indent=2) + "\n")
     return card
