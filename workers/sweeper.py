@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from celery import Celery
-from sqlalchemy import delete, or_, select
+from sqlalchemy import or_, select
 
-from db import FAILED, PREVIEW, PROCESSING, QUEUED, Database, Image, ImageFile
+from db import FAILED, PROCESSING, QUEUED, Database, Image
+from db.queries import prune_previews
 from db.schema import utcnow
 from socialfer.settings import Settings
 from workers.celery_app import QUEUE, publish_images
@@ -57,9 +58,7 @@ def sweep(database: Database, settings: Settings, *, queue_is_empty: bool, now: 
                 image.status, image.enqueued_at = QUEUED, now
                 report.requeued.append(image.id)
         if settings.preview_retention_days > 0:
-            expired = now - timedelta(days=settings.preview_retention_days)
-            pruned = session.execute(delete(ImageFile).where(ImageFile.kind == PREVIEW, ImageFile.created_at < expired))
-            report.previews_pruned = pruned.rowcount or 0
+            report.previews_pruned = prune_previews(session, now - timedelta(days=settings.preview_retention_days))
     return report
 
 
