@@ -16,6 +16,7 @@ from api.context import settings
 from api.errors import ApiError
 from db import UPLOAD_URL_PREFIX
 from socialfer.settings import Settings
+from workers.formats import SNIFF_BYTES, sniff_image_type
 
 bp = Blueprint("uploads", __name__, url_prefix="/api/v1")
 
@@ -23,23 +24,6 @@ MIB = 1024 * 1024
 MAX_UPLOAD_REQUEST = 256 * MIB  # one request's body, whatever the per-file and per-batch limits allow
 PART_OVERHEAD = 1024  # multipart headers and boundary around each file
 FORM_FIELDS = 8  # parts besides the files: platform, name, and slack for what browsers add
-SNIFF_BYTES = 12
-# Formats the worker decodes, by their first bytes (WebP: "RIFF", 4 size bytes, "WEBP").
-SIGNATURES = (
-    (b"\xff\xd8\xff", "image/jpeg"),
-    (b"\x89PNG\r\n\x1a\n", "image/png"),
-    (b"GIF87a", "image/gif"),
-    (b"GIF89a", "image/gif"),
-    (b"BM", "image/bmp"),
-)
-
-
-def sniff_image_type(head: bytes) -> str | None:
-    """The image's content type from its magic bytes, or None: the file name and the browser's
-    declared type say nothing reliable."""
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "image/webp"
-    return next((content_type for magic, content_type in SIGNATURES if head.startswith(magic)), None)
 
 
 def upload_limit(config: Settings) -> int:

@@ -28,6 +28,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from socialfer.settings import Settings
+from workers.formats import SNIFF_BYTES, sniff_image_type
 
 USER_AGENT = "socialfer/0.1 (facial-expression analysis; +https://github.com/socialfer)"
 REDIRECT_STATUSES = {301, 302, 303, 307, 308}
@@ -35,7 +36,6 @@ TRANSIENT_STATUSES = {408, 425, 429, 500, 502, 503, 504}
 CHUNK_BYTES = 64 * 1024
 MAX_PAGE_BYTES = 2 * 1024 * 1024  # enough HTML to find the og:image in a post page
 HTML_TYPES = ("text/html", "application/xhtml+xml")
-IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")
 META_IMAGE = re.compile(
     r"""<meta\b[^>]*?\b(?:property|name)\s*=\s*["'](og:image(?::secure_url|:url)?|twitter:image(?::src)?)["'][^>]*>""",
     re.IGNORECASE,
@@ -248,8 +248,7 @@ def page_image_url(html: str, page_url: str) -> str | None:
 
 def check_image_bytes(fetched: Fetched) -> Fetched:
     """Refuse bodies that do not start like an image, whatever the Content-Type claims."""
-    head = fetched.content[:16]
-    if head.startswith(IMAGE_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
+    if sniff_image_type(fetched.content[:SNIFF_BYTES]) is not None:
         return fetched
     raise FetchError("not_an_image", f"the data is not an image (Content-Type {fetched.content_type or 'missing'})")
 
