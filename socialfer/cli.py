@@ -131,6 +131,10 @@ def worker(concurrency: int, loglevel: str) -> None:
     app.set_current()
     app.set_default()
     pool = "solo" if concurrency == 1 else "prefork"
+    if pool == "solo":  # tasks run in this very process: load the models before the first one arrives
+        from workers.tasks import worker_context
+
+        worker_context(app).analyzer  # noqa: B018
     app.worker_main(
         [
             "worker",
