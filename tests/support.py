@@ -63,6 +63,14 @@ class ImageHandler(SimpleHTTPRequestHandler):
         if self.path.startswith("/og?"):
             page = f'<html><head><meta property="og:image" content="{query["url"][0]}"></head></html>'
             return self.reply(200, page.encode(), "text/html; charset=utf-8")
+        if self.path.startswith("/busy"):
+            self.send_response(429)
+            self.send_header("Retry-After", "7")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return None
+        if self.path.startswith("/unavailable"):
+            return self.reply(503, b"down for maintenance", "text/plain")
         if self.path.startswith("/redirect-loop"):
             return self.redirect("/redirect-loop")
         if self.path.startswith("/redirect/"):

@@ -117,3 +117,17 @@ def test_unreachable_port(tmp_path: Path) -> None:
     from tests.support import free_port
 
     assert fetch_code(f"http://127.0.0.1:{free_port()}/a.jpg", tmp_path) == "connection_error"
+
+
+@pytest.mark.parametrize(
+    ("path", "code", "transient", "retry_after"),
+    [
+        ("busy", "http_429", True, 7.0),
+        ("unavailable", "http_503", True, None),
+        ("missing.jpg", "http_404", False, None),
+    ],
+)
+def test_transient_statuses_are_marked_for_retry(served, tmp_path: Path, path, code, transient, retry_after) -> None:
+    with pytest.raises(FetchError) as caught:
+        fetch_image(served.url(path), make_settings(tmp_path, allow_private_urls=True))
+    assert (caught.value.code, caught.value.transient, caught.value.retry_after) == (code, transient, retry_after)

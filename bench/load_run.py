@@ -1,0 +1,81 @@
+"""Load run: many URLs through the API and the workers, measured from outside.
+
+Serves one small face photo on 127.0.0.1 under distinct URLs (`/face.jpg?n=...`),
+submits them in batches, and prints how fast the API accepted them and how fast the
+workers finished them. Start the API and the workers yourself (see BENCHMARKS.md),
+with SOCIALFER_ALLOW_PRIVATE_URLS=1.
+
+    python bench/load_run.py --api http://127.0.0.1:8112 --urls 5000 --batch 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+import time
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from tempfile import TemporaryDirectory
+
+import cv2
+import requests
+
+DEFAULT_FACE = (
+    Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "social_examples" / "twitter" / "5.jpeg"
+)
+
+
+class QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *_args) -> None:
+        pass
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--api", default="http://127.0.0.1:8000")
+    parser.add_argument("--urls", type=int, default=5000)
+    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--face", type=Path, default=DEFAULT_FACE)
+    parser.add_argument("--side", type=int, default=160, help="resize the photo to this many pixels square")
+    args = parser.parse_args()
+
+    with TemporaryDirectory() as folder:
+        face = cv2.resize(cv2.imread(str(args.face)), (args.side, args.side), interpolation=cv2.INTER_AREA)
+        cv2.imwrite(str(Path(folder) / "face.jpg"), face)
+        server = ThreadingHTTPServer(("127.0.0.1", 0), partial(QuietHandler, directory=folder))
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        base = f"http://127.0.0.1:{server.server_port}/face.jpg"
+
+        batch_ids, post_seconds = [], 0.0
+        started = time.monotonic()
+        for first in range(0, args.urls, args.batch):
+            urls = [f"{base}?n={n}" for n in range(first, min(first + args.batch, args.urls))]
+            t0 = time.monotonic()
+            response = requests.post(f"{args.api}/api/v1/batches", json={"urls": urls}, timeout=120)
+            post_seconds += time.monotonic() - t0
+            response.raise_for_status()
+            batch_ids.append(response.json()["id"])
+        print(
+            f"accepted {args.urls} URLs in {len(batch_ids)} batches: {post_seconds:.2f} s in POSTs "
+            f"= {args.urls / post_seconds:.0f} URLs/s"
+        )
+
+        done = failed = faces = 0
+        while True:
+            states = [requests.get(f"{args.api}/api/v1/batches/{b}", timeout=30).json() for b in batch_ids]
+            done, failed = sum(s["done"] for s in states), sum(s["failed"] for s in states)
+            faces = sum(s["faces"] for s in states)
+            if done + failed >= args.urls:
+                break
+            time.sleep(2)
+        elapsed = time.monotonic() - started
+        print(
+            f"finished: {done} done, {failed} failed, {faces} faces in {elapsed:.1f} s "
+            f"= {args.urls / elapsed:.2f} images/s end to end"
+        )
+        server.shutdown()
+
+
+if __name__ == "__main__":
+    main()
