@@ -36,6 +36,7 @@ class Settings:
     api_keys: tuple[str, ...] = ()
     allow_private_urls: bool = False
     allowed_ports: frozenset[int] = frozenset({80, 443})
+    ca_bundle: str | None = None  # trusted CAs for https fetches (default: certifi's)
     max_batch_urls: int = 1000
     max_url_length: int = 2048
     max_image_bytes: int = 20 * 1024 * 1024
@@ -73,6 +74,7 @@ def load_settings() -> Settings:
         allow_private_urls=os.environ.get("SOCIALFER_ALLOW_PRIVATE_URLS", "").lower() in TRUE_WORDS,
         allowed_ports=frozenset(int(p) for p in os.environ.get("SOCIALFER_ALLOWED_PORTS", "80,443").split(",") if p),
         max_batch_urls=env_int("SOCIALFER_MAX_BATCH_URLS", 1000),
+        ca_bundle=os.environ.get("SOCIALFER_CA_BUNDLE") or None,
         max_image_bytes=env_int("SOCIALFER_MAX_IMAGE_BYTES", 20 * 1024 * 1024),
         connect_timeout=env_float("SOCIALFER_CONNECT_TIMEOUT", 5.0),
         read_timeout=env_float("SOCIALFER_READ_TIMEOUT", 15.0),

@@ -17,6 +17,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from socialfer.settings import Settings, load_settings
+from workers.fetch import FetchPolicy, system_resolver
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -164,3 +165,19 @@ def stop_process_group(process: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+class StagedPolicy(FetchPolicy):
+    """Strict policy with a resolver table, and one local port that counts as a public host."""
+
+    def __init__(self, names: dict[str, list[str]], public_port: int, allowed_ports: frozenset[int] | None = None):
+        super().__init__(allow_private=False, allowed_ports=allowed_ports, resolver=self.resolve)
+        self.names, self.public_port, self.lookups = names, public_port, []
+
+    def resolve(self, host: str, port: int) -> list[str]:
+        self.lookups.append(host)
+        answer = self.names.get(host)
+        return answer() if callable(answer) else answer if answer is not None else system_resolver(host, port)
+
+    def address_allowed(self, address: str, port: int) -> bool:
+        return (address == "127.0.0.1" and port == self.public_port) or super().address_allowed(address, port)

@@ -13,24 +13,8 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.support import image_server, make_settings
-from workers.fetch import FetchError, FetchPolicy, fetch_image, system_resolver
-
-
-class StagedPolicy(FetchPolicy):
-    """Strict policy with a resolver table, and one local port that counts as a public host."""
-
-    def __init__(self, names: dict[str, list[str]], public_port: int, allowed_ports: frozenset[int] | None = None):
-        super().__init__(allow_private=False, allowed_ports=allowed_ports, resolver=self.resolve)
-        self.names, self.public_port, self.lookups = names, public_port, []
-
-    def resolve(self, host: str, port: int) -> list[str]:
-        self.lookups.append(host)
-        answer = self.names.get(host)
-        return answer() if callable(answer) else answer if answer is not None else system_resolver(host, port)
-
-    def address_allowed(self, address: str, port: int) -> bool:
-        return (address == "127.0.0.1" and port == self.public_port) or super().address_allowed(address, port)
+from tests.support import StagedPolicy, image_server, make_settings
+from workers.fetch import FetchError, fetch_image
 
 
 @pytest.fixture

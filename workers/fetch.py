@@ -176,6 +176,7 @@ def open_response(target: Target, settings: Settings) -> requests.Response:
             stream=True,
             allow_redirects=False,
             timeout=(settings.connect_timeout, settings.read_timeout),
+            verify=settings.ca_bundle or True,
             headers={"Host": host_header(target), "User-Agent": USER_AGENT, "Accept": "image/*, text/html;q=0.5"},
         )
     except requests.Timeout as exc:
