@@ -13,20 +13,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import threading
 import time
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import requests
+from local_server import serve_folder
 
 EXAMPLES = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "social_examples"
-
-
-class QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, *_args) -> None:
-        pass
 
 
 def main() -> None:
@@ -35,12 +28,8 @@ def main() -> None:
     parser.add_argument("--examples", type=Path, default=EXAMPLES)
     args = parser.parse_args()
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(QuietHandler, directory=str(args.examples)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    urls = [
-        f"http://127.0.0.1:{server.server_port}/{p.relative_to(args.examples)}"
-        for p in sorted(args.examples.glob("*/*.jpeg"))
-    ]
+    server, base = serve_folder(args.examples)
+    urls = [f"{base}/{p.relative_to(args.examples)}" for p in sorted(args.examples.glob("*/*.jpeg"))]
 
     started = time.monotonic()
     batch = requests.post(f"{args.api}/api/v1/batches", json={"urls": urls}, timeout=60)

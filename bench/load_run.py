@@ -11,24 +11,17 @@ with SOCIALFER_ALLOW_PRIVATE_URLS=1.
 from __future__ import annotations
 
 import argparse
-import threading
 import time
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
 import cv2
 import requests
+from local_server import serve_folder
 
 DEFAULT_FACE = (
     Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "social_examples" / "twitter" / "5.jpeg"
 )
-
-
-class QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, *_args) -> None:
-        pass
 
 
 def main() -> None:
@@ -43,9 +36,8 @@ def main() -> None:
     with TemporaryDirectory() as folder:
         face = cv2.resize(cv2.imread(str(args.face)), (args.side, args.side), interpolation=cv2.INTER_AREA)
         cv2.imwrite(str(Path(folder) / "face.jpg"), face)
-        server = ThreadingHTTPServer(("127.0.0.1", 0), partial(QuietHandler, directory=folder))
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        base = f"http://127.0.0.1:{server.server_port}/face.jpg"
+        server, root = serve_folder(folder)
+        base = f"{root}/face.jpg"
 
         batch_ids, post_seconds = [], 0.0
         started = time.monotonic()

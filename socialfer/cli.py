@@ -16,18 +16,21 @@ from socialfer.settings import load_settings
 DEFAULT_API = "http://127.0.0.1:8000"
 
 
+fer2013_option = click.option(
+    "--data",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="FER2013 NPZ (default: $SOCIALFER_FER2013 or ../shared/data/fer2013.npz).",
+)
+
+
 @click.group()
 def main() -> None:
     """socialfer: facial-expression analysis of social-media images."""
 
 
 @main.command()
-@click.option(
-    "--data",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=None,
-    help="FER2013 NPZ (default: $SOCIALFER_FER2013 or ../shared/data/fer2013.npz).",
-)
+@fer2013_option
 @click.option(
     "--run-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -259,12 +262,7 @@ def redact(url: str) -> str:
 
 
 @main.command()
-@click.option(
-    "--data",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=None,
-    help="FER2013 NPZ (default: $SOCIALFER_FER2013 or ../shared/data/fer2013.npz).",
-)
+@fer2013_option
 @click.option(
     "--split", type=click.Choice(["PrivateTest", "PublicTest", "Training"]), default="PrivateTest", show_default=True
 )

@@ -83,24 +83,18 @@ def claim(database: Database, image_id: int) -> Image | None:
         return image
 
 
-def record_failure(database: Database, image_id: int, code: str, message: str) -> None:
+def record_failure(database: Database, image_id: int, code: str, message: str, *, retry: bool = False) -> None:
+    """`failed` with its reason; or, to retry, back to `queued` keeping the last error for whoever looks."""
     with database.session() as session:
         image = locked_image(session, image_id)
         if image is None or image.status in TERMINAL:
             return
-        image.status, image.error_code, image.error_message = FAILED, code, message[:2000]
-        image.finished_at = utcnow()
+        image.error_code, image.error_message = code, message[:2000]
+        if retry:
+            image.status, image.enqueued_at = QUEUED, utcnow()
+            return
+        image.status, image.finished_at = FAILED, utcnow()
         session.execute(delete(ImageFile).where(ImageFile.image_id == image_id, ImageFile.kind == UPLOAD))
-
-
-def record_retry(database: Database, image_id: int, code: str, message: str) -> None:
-    """Back to `queued`, keeping the last error for whoever looks at the image meanwhile."""
-    with database.session() as session:
-        image = locked_image(session, image_id)
-        if image is None or image.status in TERMINAL:
-            return
-        image.status, image.error_code, image.error_message = QUEUED, code, message[:2000]
-        image.enqueued_at = utcnow()
 
 
 def retry_delay(attempt: int, settings: Settings, retry_after: float | None = None) -> float:
@@ -174,7 +168,7 @@ def process_image(image_id: int, ctx: WorkerContext) -> Outcome:
         preview = encode_preview(rgb, ctx.settings.preview_max_side)
     except FetchError as exc:
         if exc.transient and image.attempts < ctx.settings.max_attempts:
-            record_retry(ctx.database, image_id, exc.code, exc.message)
+            record_failure(ctx.database, image_id, exc.code, exc.message, retry=True)
             return Outcome(RETRY, retry_delay(image.attempts, ctx.settings, exc.retry_after))
         record_failure(ctx.database, image_id, exc.code, exc.message)
         return Outcome(FAILED)
