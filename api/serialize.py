@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from db import DONE, PROCESSING, QUEUED, Batch, Face, Image
+from db.queries import as_utc
 from models.labels import EMOTIONS
 
 
 def iso(value: datetime | None) -> str | None:
     """ISO 8601 in UTC with a "Z"; SQLite hands back naive datetimes, which are UTC by construction."""
-    if value is None:
-        return None
-    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    return value.isoformat().replace("+00:00", "Z")
+    value = as_utc(value)
+    return None if value is None else value.isoformat().replace("+00:00", "Z")
 
 
 def batch_status(counts: dict[str, int], total: int) -> str:
