@@ -3,27 +3,69 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import keras
 import numpy as np
 
+from models.hardware import resolve_precision
 from models.labels import EMOTIONS, FACE_SIZE
 from models.weights import DEFAULT_MODEL_PATH
+
+OUTPUT_LAYER = "emotion"  # the softmax stays float32 whatever the compute precision
+
+
+def with_compute_dtype(model: keras.Model, policy: str) -> keras.Model:
+    """A copy of `model` whose layers compute in `policy` (weights identical, softmax kept float32)."""
+    if policy == "float32":
+        return model
+
+    def clone_layer(layer: keras.layers.Layer) -> keras.layers.Layer:
+        config = layer.get_config()
+        if layer.name != OUTPUT_LAYER:
+            config["dtype"] = policy
+        return layer.__class__.from_config(config)
+
+    clone = keras.models.clone_model(model, clone_function=clone_layer)
+    clone.set_weights(model.get_weights())
+    return clone
+
+
+def compiled_forward(model: keras.Model) -> Callable[[np.ndarray], np.ndarray]:
+    """One traced graph for every batch size: eager Keras calls cost about a third of the speed."""
+    if keras.backend.backend() != "tensorflow":
+        return lambda x: keras.ops.convert_to_numpy(model(x, training=False))
+    import tensorflow as tf
+
+    spec = tf.TensorSpec((None, FACE_SIZE, FACE_SIZE, 1), tf.float32)
+    graph = tf.function(lambda x: tf.cast(model(x, training=False), tf.float32), input_signature=[spec])
+    return lambda x: graph(tf.constant(x)).numpy()
 
 
 class EmotionClassifier:
     """Loads the committed model (or `$SOCIALFER_MODEL`) once; `predict` maps (N, 48, 48) uint8 to (N, 7) probabilities.
 
-    With `flip_tta` (default on) each face is also classified mirrored and the two
-    answers averaged: faces are left-right symmetric, so this is free accuracy.
+    `precision="auto"` runs the convolutions in bfloat16 on CPUs with native bfloat16 units
+    (1.5x the faces/s here, same accuracy to 0.1 point) and in float32 elsewhere.
+    With `flip_tta` each face is also classified mirrored and the two answers averaged; it
+    halves the speed for about 0.1 point of accuracy, so it is off by default.
     """
 
-    def __init__(self, model_path: Path | str | None = None, *, flip_tta: bool = True, batch_size: int = 256):
+    def __init__(
+        self,
+        model_path: Path | str | None = None,
+        *,
+        flip_tta: bool = False,
+        batch_size: int = 256,
+        precision: str = "auto",
+    ):
         self.model_path = Path(model_path or os.environ.get("SOCIALFER_MODEL") or DEFAULT_MODEL_PATH)
         if not self.model_path.exists():
             raise FileNotFoundError(f"expression model not found: {self.model_path}")
-        self.model = keras.models.load_model(self.model_path, compile=False)
+        self.precision = resolve_precision(precision)
+        self.model = with_compute_dtype(keras.models.load_model(self.model_path, compile=False), self.precision)
+        self._forward_batch = compiled_forward(self.model)
         self.flip_tta = flip_tta
         self.batch_size = batch_size
         self.classes = EMOTIONS
@@ -37,12 +79,9 @@ class EmotionClassifier:
         x = faces.astype(np.float32)[..., None]
         probs = self._forward(x)
         if self.flip_tta:
-            probs = (probs + self._forward(x[:, :, ::-1])) / 2
+            probs = (probs + self._forward(np.ascontiguousarray(x[:, :, ::-1]))) / 2
         return probs
 
     def _forward(self, x: np.ndarray) -> np.ndarray:
-        out = [
-            keras.ops.convert_to_numpy(self.model(x[i : i + self.batch_size], training=False))
-            for i in range(0, len(x), self.batch_size)
-        ]
+        out = [self._forward_batch(x[i : i + self.batch_size]) for i in range(0, len(x), self.batch_size)]
         return np.concatenate(out).astype(np.float32)

@@ -48,14 +48,15 @@ def metrics(labels: np.ndarray, probs: np.ndarray) -> dict:
 
 
 def evaluate_model(model_path: Path | str | None, data: Path | str, split: str) -> dict:
-    """Metrics with flip averaging (what `EmotionClassifier.predict` delivers) plus plain accuracy."""
+    """Metrics as `EmotionClassifier.predict` delivers them by default, plus the other flip mode's accuracy."""
     data_split = load_split(data, split)
     classifier = EmotionClassifier(model_path)
     result = {"split": split, **metrics(data_split.labels, classifier.predict(data_split.images))}
-    classifier.flip_tta = False
-    plain = classifier.predict(data_split.images).argmax(1)
-    result["accuracy_flip_tta"] = result["accuracy"]
-    result["accuracy_no_tta"] = float((plain == data_split.labels).mean())
+    result["flip_tta"], result["precision"] = classifier.flip_tta, classifier.precision
+    classifier.flip_tta = not classifier.flip_tta
+    other = float((classifier.predict(data_split.images).argmax(1) == data_split.labels).mean())
+    with_flip, without_flip = (result["accuracy"], other) if result["flip_tta"] else (other, result["accuracy"])
+    result["accuracy_flip_tta"], result["accuracy_no_tta"] = with_flip, without_flip
     return result
 
 

@@ -46,7 +46,15 @@ def main() -> None:
 )
 @click.option("--epochs", type=int, default=20, show_default=True)
 @click.option("--batch-size", type=int, default=64, show_default=True)
-@click.option("--learning-rate", type=float, default=1e-3, show_default=True)
+@click.option("--learning-rate", type=float, default=2e-3, show_default=True, help="Peak rate after warm-up.")
+@click.option("--weight-decay", type=float, default=0.05, show_default=True)
+@click.option(
+    "--precision",
+    type=click.Choice(["auto", "float32", "mixed_bfloat16"]),
+    default="auto",
+    show_default=True,
+    help="auto: bfloat16 compute where the CPU has native bfloat16 units.",
+)
 @click.option("--seed", type=int, default=1337, show_default=True)
 @click.option("--limit", type=int, default=None, help="Train on the first N images only (smoke runs).")
 def train(
@@ -56,6 +64,8 @@ def train(
     epochs: int,
     batch_size: int,
     learning_rate: float,
+    weight_decay: float,
+    precision: str,
     seed: int,
     limit: int | None,
 ) -> None:
@@ -72,6 +82,8 @@ def train(
         epochs=epochs,
         batch_size=batch_size,
         learning_rate=learning_rate,
+        weight_decay=weight_decay,
+        precision=precision,
         seed=seed,
         limit=limit,
     )
@@ -281,7 +293,7 @@ def redact(url: str) -> str:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def evaluate(data: Path | None, split: str, model_path: Path | None, confusion_png: Path | None, as_json: bool) -> None:
-    """Score the expression model on a FER2013 split, as the product classifies (flip averaging on)."""
+    """Score the expression model on a FER2013 split, exactly as the product classifies."""
     import numpy as np
 
     from models.data import default_data_path
@@ -297,7 +309,9 @@ def evaluate(data: Path | None, split: str, model_path: Path | None, confusion_p
         return
     click.echo(f"{split}: {result['n']} faces")
     click.echo(
-        f"  accuracy                 {result['accuracy']:.4f} (without flip averaging {result['accuracy_no_tta']:.4f})"
+        f"  accuracy                 {result['accuracy']:.4f} ({result['precision']}, flip averaging "
+        f"{'on' if result['flip_tta'] else 'off'}; with it {result['accuracy_flip_tta']:.4f}, "
+        f"without {result['accuracy_no_tta']:.4f})"
     )
     click.echo(f"  accuracy without disgust {result['accuracy_without_disgust']:.4f}")
     click.echo(f"  macro-F1                 {result['macro_f1']:.4f}")

@@ -44,12 +44,12 @@ def test_predict_returns_probabilities(classifier: EmotionClassifier) -> None:
 
 def test_flip_averaging_is_the_mean_of_both_views(classifier: EmotionClassifier) -> None:
     faces = np.random.default_rng(1).integers(0, 256, (3, 48, 48), dtype=np.uint8)
-    both = classifier.predict(faces)
-    classifier.flip_tta = False
+    plain, mirrored = classifier.predict(faces), classifier.predict(faces[:, :, ::-1])
+    classifier.flip_tta = True
     try:
-        plain, mirrored = classifier.predict(faces), classifier.predict(faces[:, :, ::-1])
+        both = classifier.predict(faces)
     finally:
-        classifier.flip_tta = True
+        classifier.flip_tta = False
     assert np.allclose(both, (plain + mirrored) / 2, atol=1e-5)
 
 
@@ -72,3 +72,17 @@ def test_analyzer_finds_the_faces_in_the_examples(shared_data: Path, classifier:
             assert x >= 0 and y >= 0 and x + w <= rgb.shape[1] and y + h <= rgb.shape[0]
             assert face.emotion in EMOTIONS and abs(sum(face.scores.values()) - 1) < 1e-3
     assert found == EXPECTED_FACES
+
+
+def test_bfloat16_inference_agrees_with_float32(shared_data: Path) -> None:
+    faces = load_split(shared_data / "fer2013.npz", "PrivateTest").images[:500]
+    exact = EmotionClassifier(DEFAULT_MODEL_PATH, precision="float32").predict(faces)
+    fast = EmotionClassifier(DEFAULT_MODEL_PATH, precision="mixed_bfloat16").predict(faces)
+    assert fast.dtype == np.float32 and np.allclose(fast.sum(1), 1.0, atol=1e-3)
+    assert np.abs(fast - exact).max() < 0.1
+    assert (fast.argmax(1) == exact.argmax(1)).mean() >= 0.98
+
+
+def test_unknown_precision_is_refused() -> None:
+    with pytest.raises(ValueError, match="precision"):
+        EmotionClassifier(DEFAULT_MODEL_PATH, precision="int4")
