@@ -24,7 +24,11 @@ class FaceResult:
 
 
 class FaceAnalyzer:
-    """Holds one detector and one classifier; build it once per process and reuse it."""
+    """Holds one detector and one classifier; build it once per process and reuse it.
+
+    Faces are found on a reduced copy but cropped from the full image, so the classifier
+    sees as much detail as the photo has.
+    """
 
     def __init__(
         self,
@@ -35,6 +39,11 @@ class FaceAnalyzer:
         self.detector = detector or FaceDetector()
         self.classifier = classifier or EmotionClassifier()
         self.margin = margin
+
+    def warm_up(self) -> None:
+        """Trace the detector and classifier graphs before the first real image."""
+        self.detector.warm_up()
+        self.classifier.predict(np.zeros((1, 48, 48), np.uint8))
 
     def analyze(self, rgb: np.ndarray) -> list[FaceResult]:
         detections = self.detector.detect(rgb)

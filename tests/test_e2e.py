@@ -16,6 +16,7 @@ import pytest
 import redis
 import requests
 
+from models.detector import DEFAULT_MIN_CONFIDENCE
 from models.labels import EMOTIONS
 from tests.support import EXPECTED_FACES, free_port, image_server, socialfer_process, wait_until
 
@@ -87,9 +88,9 @@ def check_flow(base: str, examples, unreachable_port: int) -> dict:
                 assert set(face["scores"]) == set(EMOTIONS)
                 assert sum(face["scores"].values()) == pytest.approx(1.0, abs=1e-3)
                 assert face["emotion"] == max(face["scores"], key=face["scores"].get)
-                assert face["confidence"] >= 0.95 and len(face["box"]) == 4
+                assert face["confidence"] >= DEFAULT_MIN_CONFIDENCE and len(face["box"]) == 4
             face_total += len(image["faces"])
-    assert face_total >= 11
+    assert face_total == sum(EXPECTED_FACES.values())
 
     codes = {
         image["url"].rsplit("/", 1)[-1]: (image["status"], image["error"]["code"])

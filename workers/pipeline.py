@@ -35,9 +35,12 @@ RETRY, SKIPPED = "retry", "skipped"
 
 
 def load_analyzer() -> FaceAnalyzer:
+    """The models, loaded and traced once per worker process (never per task)."""
     from models.analyzer import FaceAnalyzer
 
-    return FaceAnalyzer()
+    analyzer = FaceAnalyzer()
+    analyzer.warm_up()
+    return analyzer
 
 
 @dataclass
