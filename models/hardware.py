@@ -28,3 +28,15 @@ def resolve_precision(requested: str) -> str:
     if requested not in ("float32", "mixed_bfloat16"):
         raise ValueError(f"unknown precision {requested!r}: use auto, float32 or mixed_bfloat16")
     return requested
+
+
+def limit_threads(threads: int) -> None:
+    """Cap TensorFlow's thread pools for this process; call before the first TensorFlow op.
+
+    Several worker processes on few cores each start a pool as wide as the machine, and the
+    pools then fight over the cores; one pool each of cores / processes threads avoids that.
+    """
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)

@@ -143,6 +143,7 @@ def worker(concurrency: int, loglevel: str) -> None:
 
     settings = load_settings()
     app = make_celery(settings)
+    app.conf.worker_concurrency = concurrency  # also sizes each process's TensorFlow threads (workers.tasks)
     app.set_current()
     app.set_default()
     pool = "solo" if concurrency == 1 else "prefork"

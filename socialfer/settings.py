@@ -53,6 +53,7 @@ class Settings:
     processing_timeout: float = 600.0  # an image "processing" longer than this lost its worker
     queued_timeout: float = 900.0  # a queued image older than this, with the queue empty, lost its message
     sweep_interval: float = 60.0
+    tf_threads: int = 0  # TensorFlow threads per worker process; 0: the CPU count divided by the pool size
 
     @property
     def embedded_broker(self) -> bool:
@@ -85,4 +86,5 @@ def load_settings() -> Settings:
         processing_timeout=env_float("SOCIALFER_PROCESSING_TIMEOUT", 600.0),
         queued_timeout=env_float("SOCIALFER_QUEUED_TIMEOUT", 900.0),
         sweep_interval=env_float("SOCIALFER_SWEEP_INTERVAL", 60.0),
+        tf_threads=env_int("SOCIALFER_TF_THREADS", 0),
     )

@@ -34,10 +34,13 @@ TERMINAL = (DONE, FAILED)
 RETRY, SKIPPED = "retry", "skipped"
 
 
-def load_analyzer() -> FaceAnalyzer:
+def load_analyzer(tf_threads: int = 0) -> FaceAnalyzer:
     """The models, loaded and traced once per worker process (never per task)."""
     from models.analyzer import FaceAnalyzer
+    from models.hardware import limit_threads
 
+    if tf_threads > 0:
+        limit_threads(tf_threads)
     analyzer = FaceAnalyzer()
     analyzer.warm_up()
     return analyzer

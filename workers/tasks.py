@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from functools import partial
 
 from celery import shared_task
 from celery.signals import worker_process_init, worker_ready
@@ -10,7 +11,7 @@ from sqlalchemy.exc import OperationalError
 
 from db import Database
 from workers.celery_app import ANALYZE_IMAGE, publish_images
-from workers.pipeline import WorkerContext, process_image
+from workers.pipeline import WorkerContext, load_analyzer, process_image
 from workers.sweeper import start_sweeper
 
 _context: tuple[int, WorkerContext] | None = None
@@ -21,7 +22,9 @@ def worker_context(app) -> WorkerContext:
     global _context
     if _context is None or _context[0] != os.getpid():
         settings = app.conf.socialfer_settings
-        _context = (os.getpid(), WorkerContext(settings, Database(settings.database_url)))
+        threads = settings.tf_threads or max(1, (os.cpu_count() or 1) // (app.conf.worker_concurrency or 1))
+        context = WorkerContext(settings, Database(settings.database_url), partial(load_analyzer, threads))
+        _context = (os.getpid(), context)
     return _context[1]
 
 
