@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -48,3 +50,27 @@ def test_crop_faces_stacks_and_handles_no_boxes() -> None:
     rgb = np.zeros((100, 100, 3), np.uint8)
     assert crop_faces(rgb, []).shape == (0, 48, 48)
     assert crop_faces(rgb, [(10, 10, 20, 20), (50, 50, 30, 30)]).shape == (2, 48, 48)
+
+
+def test_shipped_crop_reproduces_the_fer2013_framing(shared_data: Path) -> None:
+    """Re-detected FER2013 faces, cropped as the worker crops, look like the training images."""
+    from models.crops import DEFAULT_MARGIN
+    from models.data import load_split
+    from models.detector import FaceDetector
+    from models.reframe import as_photo, correlation
+
+    split = load_split(shared_data / "fer2013.npz", "PrivateTest")
+    faces = split.images[np.random.default_rng(7).permutation(len(split))[:200]]
+    detector = FaceDetector()
+    similarity: dict[float, list[float]] = {DEFAULT_MARGIN - 0.2: [], DEFAULT_MARGIN: [], DEFAULT_MARGIN + 0.2: []}
+    for face in faces:
+        photo = as_photo(face)
+        detections = detector.detect(photo)
+        if len(detections) != 1:
+            continue
+        for margin, scores in similarity.items():
+            scores.append(correlation(crop_face(to_gray(photo), detections[0].box, margin), face))
+    medians = {margin: float(np.median(scores)) for margin, scores in similarity.items()}
+    assert len(similarity[DEFAULT_MARGIN]) >= 150
+    assert medians[DEFAULT_MARGIN] >= 0.6, medians
+    assert medians[DEFAULT_MARGIN] > max(medians[DEFAULT_MARGIN - 0.2], medians[DEFAULT_MARGIN + 0.2]), medians
