@@ -1,30 +1,50 @@
 """The read queries the API serves, as plain functions over a Session.
 
 Counting happens in SQL (GROUP BY), so a batch of thousands of images or a table of
-millions of faces costs one small result set, never rows loaded into Python.
+millions of faces costs one small result set, never rows loaded into Python. Totals
+read the hourly rollups (image_hours, face_hours) for the whole UTC hours of a window
+and the rows themselves only for the partial hours at its ends, so /stats and
+/timeline cost the same over a day or over a year of data.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, case, delete, exists, func, literal_column, select
+from sqlalchemy import (
+    ColumnElement,
+    CompoundSelect,
+    Select,
+    and_,
+    case,
+    delete,
+    exists,
+    func,
+    literal_column,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.orm import InstrumentedAttribute, Session, selectinload
 
 from db.schema import (
     DONE,
     FAILED,
     IMAGE_STATES,
+    NO_FINISH_HOUR,
     PLATFORMS,
     PREVIEW,
     PROCESSING,
     QUEUED,
     Batch,
     Face,
+    FaceHour,
     Image,
     ImageFile,
+    ImageHour,
 )
 from models.labels import EMOTIONS
 
@@ -35,6 +55,17 @@ HOURLY_UP_TO = timedelta(days=3)  # a timeline over a longer range is drawn per 
 SQLITE_BUCKET_FORMATS = {HOUR: "%Y-%m-%d %H:00:00", DAY: "%Y-%m-%d 00:00:00"}
 EXPORT_CHUNK = 1000  # rows per fetch while streaming an export
 STALLED_AFTER = timedelta(minutes=2)  # queued this long with no image finishing: no worker is taking tasks
+ONE_HOUR = timedelta(hours=1)
+
+
+def time_range(time_column: Any, since: datetime | None, until: datetime | None) -> list[ColumnElement[bool]]:
+    """`since` is inclusive and `until` exclusive, so consecutive windows never count a row twice."""
+    clauses: list[ColumnElement[bool]] = []
+    if since is not None:
+        clauses.append(time_column >= since)
+    if until is not None:
+        clauses.append(time_column < until)
+    return clauses
 
 
 def common_filters(
@@ -47,20 +78,13 @@ def common_filters(
     since: datetime | None,
     until: datetime | None,
 ) -> list[ColumnElement[bool]]:
-    """The shared filters: images and faces are filtered the same way on their own columns.
-
-    `since` is inclusive and `until` exclusive, so consecutive windows never count a row twice.
-    """
+    """The shared filters: images and faces are filtered the same way on their own columns."""
     clauses: list[ColumnElement[bool]] = []
     if platform is not None:
         clauses.append(platform_column == platform)
     if batch_id is not None:
         clauses.append(batch_column == batch_id)
-    if since is not None:
-        clauses.append(time_column >= since)
-    if until is not None:
-        clauses.append(time_column < until)
-    return clauses
+    return clauses + time_range(time_column, since, until)
 
 
 def image_filters(**filters: Any) -> list[ColumnElement[bool]]:
@@ -69,6 +93,119 @@ def image_filters(**filters: Any) -> list[ColumnElement[bool]]:
 
 def face_filters(**filters: Any) -> list[ColumnElement[bool]]:
     return common_filters(Face.analyzed_at, platform_column=Face.platform, batch_column=Face.batch_id, **filters)
+
+
+def floor_hour(value: datetime) -> datetime:
+    """The start of the UTC hour `value` falls in."""
+    return as_utc(value).replace(minute=0, second=0, microsecond=0)
+
+
+def ceil_hour(value: datetime) -> datetime | None:
+    """The first UTC hour start at or after `value`; None in the last hour a datetime can hold."""
+    start = floor_hour(value)
+    if start == as_utc(value):
+        return start
+    return None if datetime.max.replace(tzinfo=UTC) - start < ONE_HOUR else start + ONE_HOUR
+
+
+Range = tuple[datetime | None, datetime | None]  # [since, until), either end open when None
+
+
+@dataclass(frozen=True)
+class Window:
+    """How a count over [since, until) is split: `hours` from a rollup (None: not at all), `rows` from the table.
+
+    Together they cover the window exactly once: the whole UTC hours inside it come from the
+    rollup, the partial hours at its ends (under an hour each) from the rows.
+    """
+
+    hours: Range | None
+    rows: list[Range]
+
+
+def split_window(since: datetime | None, until: datetime | None, batch_id: int | None) -> Window:
+    """Whole hours from the rollups; a batch (at most 1000 images, the rollups do not know
+    batches) or a window shorter than its whole hours comes from the rows alone."""
+    if batch_id is not None:
+        return Window(None, [(since, until)])
+    first = None if since is None else ceil_hour(since)
+    last = None if until is None else floor_hour(until)
+    if (since is not None and first is None) or (first is not None and last is not None and first >= last):
+        return Window(None, [(since, until)])
+    rows: list[Range] = []
+    if since is not None and first is not None and as_utc(since) < first:
+        rows.append((since, first))
+    if until is not None and last is not None and last < as_utc(until):
+        rows.append((last, until))
+    return Window((first, last), rows)
+
+
+def within(time_column: Any, ranges: list[Range]) -> list[ColumnElement[bool]]:
+    """`time_column` in any of `ranges` (each bounded, or the only one)."""
+    if len(ranges) == 1:
+        return time_range(time_column, *ranges[0])
+    return [or_(*(and_(*time_range(time_column, since, until)) for since, until in ranges))]
+
+
+def counted(parts: list[Select]) -> Select | CompoundSelect:
+    """One statement: the rollup's groups and the rows' groups, summed by the caller."""
+    return parts[0] if len(parts) == 1 else union_all(*parts)
+
+
+def image_totals(
+    platform: str | None, batch_id: int | None, since: datetime | None, until: datetime | None
+) -> Select | CompoundSelect:
+    """Done images and those with faces per platform: (platform, images, images_with_faces) groups."""
+    window = split_window(since, until, batch_id)
+    parts: list[Select] = []
+    if window.hours is not None:
+        where = time_range(ImageHour.hour, *window.hours)
+        if since is not None or until is not None:  # a time filter never matches a NULL finish time
+            where.append(ImageHour.hour != NO_FINISH_HOUR)
+        if platform is not None:
+            where.append(ImageHour.platform == platform)
+        parts.append(
+            select(ImageHour.platform, func.sum(ImageHour.images), func.sum(ImageHour.images_with_faces))
+            .where(*where)
+            .group_by(ImageHour.platform)
+        )
+    if window.rows:
+        where = [Image.status == DONE, *image_filters(platform=platform, batch_id=batch_id, since=None, until=None)]
+        parts.append(
+            select(Image.platform, func.count(), func.coalesce(func.sum(case((Image.face_count > 0, 1), else_=0)), 0))
+            .where(*where, *within(Image.finished_at, window.rows))
+            .group_by(Image.platform)
+        )
+    return counted(parts)
+
+
+def face_totals(
+    platform: str | None,
+    batch_id: int | None,
+    since: datetime | None,
+    until: datetime | None,
+    bucket: tuple[str, str] | None = None,
+) -> Select | CompoundSelect:
+    """Faces per platform and emotion, or with `bucket` ((hour or day, dialect)) per bucket and emotion."""
+    window = split_window(since, until, batch_id)
+    parts: list[Select] = []
+    if window.hours is not None:
+        where = time_range(FaceHour.hour, *window.hours)
+        if platform is not None:
+            where.append(FaceHour.platform == platform)
+        key = FaceHour.platform if bucket is None else bucket_start(FaceHour.hour, *bucket)
+        parts.append(
+            select(key, FaceHour.emotion, func.sum(FaceHour.faces)).where(*where).group_by(key, FaceHour.emotion)
+        )
+    if window.rows:
+        where = face_filters(platform=platform, batch_id=batch_id, since=None, until=None)
+        key = Face.platform if bucket is None else bucket_start(Face.analyzed_at, *bucket)
+        parts.append(
+            select(key, Face.emotion, func.count())
+            .where(*where, *within(Face.analyzed_at, window.rows))
+            .group_by(key, Face.emotion)
+        )
+    return counted(parts)
 
 
 def batch_counts(session: Session, batch_ids: Iterable[int]) -> dict[int, dict[str, int]]:
@@ -161,12 +298,38 @@ def keyset_page(
     return rows, None
 
 
+def face_id_bounds(
+    platform: str | None, emotion: str | None, since: datetime | None, until: datetime | None
+) -> list[ColumnElement[bool]]:
+    """The lowest and highest id of the faces in the window's hours, from face_hours, as two conditions.
+
+    Redundant, so exact: every face of the window lies in one of those hours. They let an
+    id-ordered listing start its scan where the window's faces are: without them, Postgres
+    walks the primary key down from the newest face through every face after `until`.
+    On a window without faces the bounds are NULL and nothing matches, as nothing would.
+    """
+    if since is None and until is None:
+        return []
+    hours: list[ColumnElement[bool]] = [FaceHour.faces > 0]
+    hours += time_range(
+        FaceHour.hour, None if since is None else floor_hour(since), None if until is None else ceil_hour(until)
+    )
+    if platform is not None:
+        hours.append(FaceHour.platform == platform)
+    if emotion is not None:
+        hours.append(FaceHour.emotion == emotion)
+    return [
+        Face.id >= select(func.min(FaceHour.min_face_id)).where(*hours).scalar_subquery(),
+        Face.id <= select(func.max(FaceHour.max_face_id)).where(*hours).scalar_subquery(),
+    ]
+
+
 def face_conditions(emotion: str | None = None, **filters: Any) -> list[ColumnElement[bool]]:
-    """The shared filters plus the face listing's own, the dominant emotion."""
+    """The shared filters plus the face listing's own, the dominant emotion, and the window's id bounds."""
     where = face_filters(**filters)
     if emotion is not None:
         where.append(Face.emotion == emotion)
-    return where
+    return where + face_id_bounds(filters.get("platform"), emotion, filters.get("since"), filters.get("until"))
 
 
 def faces_page(
@@ -209,32 +372,26 @@ def stats(
 ) -> dict[str, Any]:
     """Totals and emotion shares over analysed images, overall and per platform.
 
-    Two grouped queries (images by platform; faces by platform and emotion); the totals
-    are sums of the groups, so overall and per-platform numbers always agree.
+    Two grouped statements (images by platform; faces by platform and emotion), each the
+    rollup's groups and the partial hours' rows in one UNION ALL; the totals are sums of
+    the groups, so overall and per-platform numbers always agree. A platform whose counts
+    went back to zero (its images were deleted) is left out, as it would be counting rows.
     """
-    filters = {"platform": platform, "batch_id": batch_id, "since": since, "until": until}
-    image_rows = session.execute(
-        select(
-            Image.platform,
-            func.count(),
-            func.coalesce(func.sum(case((Image.face_count > 0, 1), else_=0)), 0),
-        )
-        .where(Image.status == DONE, *image_filters(**filters))
-        .group_by(Image.platform)
-    ).all()
-    face_rows = session.execute(
-        select(Face.platform, Face.emotion, func.count())
-        .where(*face_filters(**filters))
-        .group_by(Face.platform, Face.emotion)
-    ).all()
+    image_rows = session.execute(image_totals(platform, batch_id, since, until)).all()
+    face_rows = session.execute(face_totals(platform, batch_id, since, until)).all()
 
     emotions_by_platform: dict[str, dict[str, int]] = {}
     all_emotions: dict[str, int] = {}
     for face_platform, emotion, count in face_rows:
-        emotions_by_platform.setdefault(face_platform, {})[emotion] = int(count)
+        platform_counts = emotions_by_platform.setdefault(face_platform, {})
+        platform_counts[emotion] = platform_counts.get(emotion, 0) + int(count)
         all_emotions[emotion] = all_emotions.get(emotion, 0) + int(count)
 
-    images_by_platform = {row[0]: (int(row[1]), int(row[2])) for row in image_rows}
+    images_by_platform: dict[str, tuple[int, int]] = {}
+    for image_platform, images, with_faces in image_rows:
+        before = images_by_platform.get(image_platform, (0, 0))
+        images_by_platform[image_platform] = (before[0] + int(images), before[1] + int(with_faces))
+    images_by_platform = {name: counts for name, counts in images_by_platform.items() if counts[0]}
     order = {name: index for index, name in enumerate(PLATFORMS)}
     by_platform = {
         name: summary(*images_by_platform[name], emotions_by_platform.get(name, {}))
@@ -355,7 +512,8 @@ def timeline(
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> dict[str, Any]:
-    """Faces per emotion per hour or day, grouped in SQL; buckets without faces are left out.
+    """Faces per emotion per hour or day, grouped in SQL (the rollup's hours and the partial
+    hours' rows); buckets without faces are left out.
 
     The range is `since`..`until`, each defaulting to the first/last face under the filters;
     `bucket` defaults to `choose_bucket` over that range.
@@ -367,15 +525,17 @@ def timeline(
         first, last = session.execute(extent).one()
         start, end = start or as_utc(first), end or as_utc(last)
     bucket = bucket or choose_bucket(start, end)
-    column = bucket_start(Face.analyzed_at, bucket, session.get_bind().dialect.name)
-    rows = session.execute(
-        select(column, Face.emotion, func.count()).where(*where).group_by(column, Face.emotion).order_by(column)
-    )
+    dialect = session.get_bind().dialect.name
+    rows = session.execute(face_totals(platform, batch_id, since, until, bucket=(bucket, dialect)))
     buckets: dict[datetime, dict[str, int]] = {}
     for bucket_value, emotion, count in rows:
         counts = buckets.setdefault(as_utc(bucket_value), dict.fromkeys(EMOTIONS, 0))
         counts[emotion] = counts.get(emotion, 0) + int(count)
-    items = [{"start": key, "faces": sum(counts.values()), "emotions": counts} for key, counts in buckets.items()]
+    items = [
+        {"start": key, "faces": sum(counts.values()), "emotions": counts}
+        for key, counts in sorted(buckets.items())
+        if sum(counts.values())
+    ]
     return {"bucket": bucket, "start": start, "end": end, "items": items}
 
 

@@ -1,10 +1,23 @@
-"""db.queries on the real Postgres: grouped counting in few statements, keyset paging edges."""
+"""db.queries on the real Postgres (and SQLite where the SQL differs): grouped counting in few
+statements, keyset paging edges, and hourly rollups that answer exactly what counting the rows would."""
 
 from __future__ import annotations
 
-from db import DONE, FAILED, PROCESSING, QUEUED, Database
-from db.queries import batch_counts, faces_page, stats
-from tests.factories import add_batch, add_image, counting_statements, seed_stats
+import random
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from db import DONE, FAILED, PLATFORMS, PROCESSING, QUEUED, Batch, Database, Face, Image
+from db.queries import as_utc, batch_counts, faces_page, stats, summary, timeline
+from db.schema import NO_FINISH_HOUR, FaceHour, ImageHour
+from models.labels import EMOTIONS
+from tests.conftest import truncate_all
+from tests.factories import T0, add_batch, add_image, counting_statements, seed_stats
 
 
 def test_batch_counts_groups_in_one_statement(pg_database: Database) -> None:
@@ -71,3 +84,244 @@ def test_faces_page_full_last_page_has_no_cursor(pg_database: Database) -> None:
         faces, cursor = faces_page(session, limit=len(data.face_ids))
     assert [face.id for face in faces] == sorted(data.face_ids, reverse=True)
     assert cursor is None
+
+
+# --- hourly rollups: the same answers as counting the rows ------------------------------------------
+
+
+def hour_of(value: datetime) -> datetime:
+    return as_utc(value).replace(minute=0, second=0, microsecond=0)
+
+
+def recount(session: Session) -> tuple[dict, dict]:
+    """What image_hours and face_hours must hold, counted from the rows in Python."""
+    images: Counter = Counter()
+    for image in session.scalars(select(Image).where(Image.status == DONE)):
+        key = (hour_of(image.finished_at) if image.finished_at else NO_FINISH_HOUR, image.platform)
+        images[key, "images"] += 1
+        images[key, "with_faces"] += int((image.face_count or 0) > 0)
+    faces = Counter((hour_of(face.analyzed_at), face.platform, face.emotion) for face in session.scalars(select(Face)))
+    expected_images = {
+        key: (images[key, "images"], images[key, "with_faces"]) for key, kind in images if kind == "images"
+    }
+    return expected_images, dict(faces)
+
+
+def rollups(session: Session) -> tuple[dict, dict]:
+    """image_hours and face_hours as stored, rows that went back to zero left out."""
+    images = {
+        (as_utc(row.hour), row.platform): (row.images, row.images_with_faces)
+        for row in session.scalars(select(ImageHour))
+        if row.images or row.images_with_faces
+    }
+    faces = {(as_utc(row.hour), row.platform, row.emotion): row.faces for row in session.scalars(select(FaceHour))}
+    return images, {key: count for key, count in faces.items() if count}
+
+
+def assert_rollups_match(database: Database) -> None:
+    with database.session() as session:
+        assert rollups(session) == recount(session)
+        bounds = {
+            (as_utc(r.hour), r.platform, r.emotion): (r.min_face_id, r.max_face_id)
+            for r in session.scalars(select(FaceHour))
+        }
+        for face in session.scalars(select(Face)):
+            low, high = bounds[hour_of(face.analyzed_at), face.platform, face.emotion]
+            assert low <= face.id <= high
+
+
+@pytest.fixture(params=["postgres", "sqlite"])
+def any_database(request: pytest.FixtureRequest) -> Iterator[Database]:
+    """The Postgres test database (emptied) and a fresh SQLite file: the rollups' triggers differ per dialect."""
+    if request.param == "postgres":
+        yield request.getfixturevalue("pg_database")
+        return
+    database = Database(request.getfixturevalue("sqlite_url"))
+    yield database
+    database.dispose()
+
+
+def seed_random(session: Session, seed: int = 6) -> None:
+    """Images over three days at odd minutes and microseconds, some exactly on the hour, a few
+    done without a finish time (as a bare status update leaves them)."""
+    rng = random.Random(seed)
+    batches = [add_batch(session, total=30) for _ in range(3)]
+    for index in range(90):
+        status = rng.choice([DONE, DONE, DONE, FAILED, QUEUED])
+        finished = T0 + timedelta(minutes=rng.randrange(3 * 24 * 60), microseconds=rng.randrange(10**6))
+        if index % 9 == 0:
+            finished = T0 + timedelta(hours=rng.randrange(72))
+        emotions = tuple(rng.choice(EMOTIONS) for _ in range(rng.choice([0, 1, 1, 2, 4]))) if status == DONE else ()
+        add_image(
+            session,
+            rng.choice(batches),
+            platform=rng.choice(PLATFORMS),
+            status=status,
+            finished_at=finished,
+            emotions=emotions,
+        )
+    unfinished = session.scalars(select(Image.id).where(Image.status == DONE).order_by(Image.id).limit(3)).all()
+    session.execute(update(Image).where(Image.id.in_(unfinished)).values(finished_at=None))
+
+
+def test_rollups_follow_every_kind_of_write(any_database: Database) -> None:
+    with any_database.session() as session:
+        seed_random(session)
+    assert_rollups_match(any_database)
+    with any_database.session() as session:
+        some = session.scalars(select(Image.id).where(Image.status == DONE).order_by(Image.id)).all()
+        session.execute(update(Image).where(Image.id.in_(some[3:8])).values(status=FAILED))  # done no more
+        session.execute(update(Image).where(Image.id.in_(some[8:12])).values(face_count=0))
+        session.execute(update(Image).where(Image.id.in_(some[12:15])).values(finished_at=T0 - timedelta(days=2)))
+        session.execute(update(Face).where(Face.id % 5 == 0).values(emotion="fear", analyzed_at=T0 + timedelta(days=9)))
+        session.execute(delete(Face).where(Face.id % 7 == 0))
+        first_batch = session.scalars(select(Batch.id).order_by(Batch.id)).first()
+        session.execute(delete(Batch).where(Batch.id == first_batch))  # the database cascades to images and faces
+    assert_rollups_match(any_database)
+    truncate_all(any_database)
+    with any_database.session() as session:
+        assert rollups(session) == ({}, {})
+
+
+def in_window(value: datetime | None, since: datetime | None, until: datetime | None) -> bool:
+    if since is None and until is None:
+        return True
+    return value is not None and (since is None or as_utc(value) >= since) and (until is None or as_utc(value) < until)
+
+
+def expected_stats(session: Session, platform: str | None, batch_id: int | None, since, until) -> dict:
+    """The /stats answer counted in Python from the rows: what the rollups must reproduce."""
+
+    def kept(row_platform: str, row_batch: int, when: datetime | None) -> bool:
+        return (platform in (None, row_platform)) and (batch_id in (None, row_batch)) and in_window(when, since, until)
+
+    images = [
+        i
+        for i in session.scalars(select(Image).where(Image.status == DONE))
+        if kept(i.platform, i.batch_id, i.finished_at)
+    ]
+    faces = [f for f in session.scalars(select(Face)) if kept(f.platform, f.batch_id, f.analyzed_at)]
+    blocks = {
+        name: summary(
+            sum(1 for i in images if i.platform == name),
+            sum(1 for i in images if i.platform == name and (i.face_count or 0) > 0),
+            Counter(f.emotion for f in faces if f.platform == name),
+        )
+        for name in PLATFORMS
+        if any(i.platform == name for i in images)
+    }
+    return {
+        **summary(len(images), sum(1 for i in images if (i.face_count or 0) > 0), Counter(f.emotion for f in faces)),
+        "by_platform": blocks,
+    }
+
+
+HOUR = timedelta(hours=1)
+WINDOWS = [
+    (None, None),
+    (T0, None),  # on the hour
+    (None, T0 + timedelta(days=1)),
+    (T0 + timedelta(minutes=17, seconds=3), T0 + timedelta(days=2, minutes=41)),  # partial hours at both ends
+    (T0 + timedelta(minutes=5), T0 + timedelta(minutes=50)),  # inside one hour
+    (T0 + timedelta(minutes=30), T0 + timedelta(hours=1, minutes=30)),  # two partial hours, no whole one
+    (T0 + 5 * HOUR, T0 + 7 * HOUR),  # whole hours only
+    (T0 + timedelta(days=1, minutes=1), None),
+    (None, T0 + timedelta(hours=30, seconds=1)),
+    (T0 + 9 * HOUR, T0 + 3 * HOUR),  # empty: since after until
+    (datetime(1960, 1, 1, tzinfo=UTC), None),  # before the no-finish-time hour
+]
+
+
+def data_windows(faces: Sequence[Face]) -> list[tuple[datetime | None, datetime | None]]:
+    """Windows whose ends fall on faces: a face exactly at `since` is in, one exactly at `until` out,
+    one a microsecond before `until` in; so the partial hours at both ends hold faces."""
+    tick = timedelta(microseconds=1)
+    times = sorted(as_utc(face.analyzed_at) for face in faces)
+    picks = [times[len(times) * k // 7] for k in range(1, 7)]
+    return [
+        (picks[0], picks[3]),
+        (picks[1], picks[4] + tick),
+        (picks[2] + tick, picks[5]),
+        (None, picks[2] + tick),
+        (picks[4], None),
+        (picks[3], picks[3] + tick),
+    ]
+
+
+def test_stats_and_timeline_over_any_window_equal_counting_the_rows(any_database: Database) -> None:
+    with any_database.session() as session:
+        seed_random(session)
+        batch_id = session.scalars(select(Batch.id).order_by(Batch.id)).first()
+        faces = session.scalars(select(Face)).all()
+        windows = [*WINDOWS, *data_windows(faces)]
+        for since, until in windows:
+            for platform, batch in [(None, None), ("twitter", None), (None, batch_id), ("facebook", batch_id)]:
+                assert stats(session, platform=platform, batch_id=batch, since=since, until=until) == expected_stats(
+                    session, platform, batch, since, until
+                ), (platform, batch, since, until)
+            for bucket, width in [("hour", "hour"), ("day", "day")]:
+                got = timeline(session, bucket=bucket, since=since, until=until)["items"]
+                counted: dict[datetime, Counter] = {}
+                for face in faces:
+                    if in_window(face.analyzed_at, since, until):
+                        start = (
+                            hour_of(face.analyzed_at) if width == "hour" else hour_of(face.analyzed_at).replace(hour=0)
+                        )
+                        counted.setdefault(start, Counter())[face.emotion] += 1
+                assert [(item["start"], item["faces"]) for item in got] == [
+                    (start, sum(counts.values())) for start, counts in sorted(counted.items())
+                ], (bucket, since, until)
+
+
+def test_time_filtered_face_pages_list_every_face_of_the_window_once(any_database: Database) -> None:
+    with any_database.session() as session:
+        seed_random(session)
+        faces = session.scalars(select(Face)).all()
+        for since, until in [*WINDOWS, *data_windows(faces)]:
+            for platform, emotion in [(None, None), ("instagram", None), (None, "happy")]:
+                expected = sorted(
+                    (
+                        f.id
+                        for f in faces
+                        if in_window(f.analyzed_at, since, until)
+                        and platform in (None, f.platform)
+                        and emotion in (None, f.emotion)
+                    ),
+                    reverse=True,
+                )
+                seen: list[int] = []
+                cursor: int | None = None
+                while True:
+                    page, cursor = faces_page(
+                        session, platform=platform, emotion=emotion, since=since, until=until, limit=4, cursor=cursor
+                    )
+                    seen += [face.id for face in page]
+                    if cursor is None:
+                        break
+                assert seen == expected, (platform, emotion, since, until)
+
+
+def test_unfiltered_stats_read_the_rollups_not_the_rows(pg_database: Database) -> None:
+    with pg_database.session() as session:
+        seed_stats(session)
+    with pg_database.session() as session, counting_statements(pg_database) as statements:
+        stats(session)
+    assert all("FROM images" not in s and "FROM faces" not in s for s in statements)
+    assert any("FROM image_hours" in s for s in statements) and any("FROM face_hours" in s for s in statements)
+
+
+def test_windows_at_the_ends_of_time(any_database: Database) -> None:
+    """No hour to round to past the last one a datetime holds: those windows are counted from the rows."""
+    first, last = datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)
+    with any_database.session() as session:
+        seed_stats(session)
+        for since, until in [(first, None), (None, last), (last - timedelta(minutes=30), None), (first, last)]:
+            assert stats(session, since=since, until=until) == expected_stats(session, None, None, since, until)
+            assert (
+                sum(item["faces"] for item in timeline(session, since=since, until=until)["items"])
+                == stats(session, since=since, until=until)["faces"]
+            )
+            assert (
+                len(faces_page(session, since=since, until=until, limit=50)[0])
+                == stats(session, since=since, until=until)["faces"]
+            )
