@@ -141,13 +141,14 @@ def train(cfg: TrainConfig) -> dict:
         state = {"epoch": 0, "best_val_accuracy": 0.0, "elapsed_s": 0.0}
     print(f"{model.count_params():,} parameters, {len(x_train):,} training images, {precision}", flush=True)
 
-    best_path = cfg.run_dir / "best.keras"
+    best_path = cfg.run_dir / "best.weights.h5"  # weights only: a third of a full checkpoint
     callbacks = [
         keras.callbacks.ModelCheckpoint(
             best_path,
             monitor="val_accuracy",
             mode="max",
             save_best_only=True,
+            save_weights_only=True,
             initial_value_threshold=state["best_val_accuracy"] or None,
         ),
         keras.callbacks.CSVLogger(str(cfg.run_dir / "history.csv"), append=True),
@@ -172,10 +173,9 @@ def export(cfg: TrainConfig, best_path: Path, state: dict) -> dict:
 
     # The shipped file is plain float32 whatever the training precision: the classifier picks
     # its own inference precision for the machine it runs on.
-    trained = keras.models.load_model(best_path, compile=False)
     keras.mixed_precision.set_global_policy("float32")
     best = build_emotion_cnn(cfg.stages, cfg.dropout)
-    best.set_weights(trained.get_weights())
+    best.load_weights(best_path)
     cfg.output.parent.mkdir(parents=True, exist_ok=True)
     best.save(cfg.output)
     public = evaluate_model(cfg.output, cfg.data, "PublicTest")
