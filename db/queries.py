@@ -9,9 +9,11 @@ and the rows themselves only for the partial hours at its ends, so /stats and
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import reduce
 from typing import Any
 
 from sqlalchemy import (
@@ -186,7 +188,7 @@ def face_totals(
     until: datetime | None,
     bucket: tuple[str, str] | None = None,
 ) -> Select | CompoundSelect:
-    """Faces per platform and emotion, or with `bucket` ((hour or day, dialect)) per bucket and emotion."""
+    """Faces per platform, or with `bucket` ((hour or day, dialect)) per bucket: (key, one count per emotion) groups."""
     window = split_window(since, until, batch_id)
     parts: list[Select] = []
     if window.hours is not None:
@@ -194,18 +196,20 @@ def face_totals(
         if platform is not None:
             where.append(FaceHour.platform == platform)
         key = FaceHour.platform if bucket is None else bucket_start(FaceHour.hour, *bucket)
-        parts.append(
-            select(key, FaceHour.emotion, func.sum(FaceHour.faces)).where(*where).group_by(key, FaceHour.emotion)
-        )
+        counts = [func.sum(getattr(FaceHour, name)) for name in EMOTIONS]
+        parts.append(select(key, *counts).where(*where).group_by(key))
     if window.rows:
         where = face_filters(platform=platform, batch_id=batch_id, since=None, until=None)
         key = Face.platform if bucket is None else bucket_start(Face.analyzed_at, *bucket)
-        parts.append(
-            select(key, Face.emotion, func.count())
-            .where(*where, *within(Face.analyzed_at, window.rows))
-            .group_by(key, Face.emotion)
-        )
+        counts = [func.sum(case((Face.emotion == name, 1), else_=0)) for name in EMOTIONS]
+        parts.append(select(key, *counts).where(*where, *within(Face.analyzed_at, window.rows)).group_by(key))
     return counted(parts)
+
+
+def add_counts(into: dict[str, int], counts: Sequence[Any]) -> None:
+    """Add a face_totals row's counts (EMOTIONS order) to `into`."""
+    for name, count in zip(EMOTIONS, counts, strict=True):
+        into[name] = into.get(name, 0) + int(count or 0)
 
 
 def batch_counts(session: Session, batch_ids: Iterable[int]) -> dict[int, dict[str, int]]:
@@ -310,14 +314,13 @@ def face_id_bounds(
     """
     if since is None and until is None:
         return []
-    hours: list[ColumnElement[bool]] = [FaceHour.faces > 0]
+    faces = getattr(FaceHour, emotion) if emotion else reduce(operator.add, (getattr(FaceHour, e) for e in EMOTIONS))
+    hours: list[ColumnElement[bool]] = [faces > 0]  # hours whose faces were all deleted bound nothing
     hours += time_range(
         FaceHour.hour, None if since is None else floor_hour(since), None if until is None else ceil_hour(until)
     )
     if platform is not None:
         hours.append(FaceHour.platform == platform)
-    if emotion is not None:
-        hours.append(FaceHour.emotion == emotion)
     return [
         Face.id >= select(func.min(FaceHour.min_face_id)).where(*hours).scalar_subquery(),
         Face.id <= select(func.max(FaceHour.max_face_id)).where(*hours).scalar_subquery(),
@@ -372,7 +375,7 @@ def stats(
 ) -> dict[str, Any]:
     """Totals and emotion shares over analysed images, overall and per platform.
 
-    Two grouped statements (images by platform; faces by platform and emotion), each the
+    Two grouped statements (images by platform; faces by platform, a count per emotion), each the
     rollup's groups and the partial hours' rows in one UNION ALL; the totals are sums of
     the groups, so overall and per-platform numbers always agree. A platform whose counts
     went back to zero (its images were deleted) is left out, as it would be counting rows.
@@ -382,10 +385,9 @@ def stats(
 
     emotions_by_platform: dict[str, dict[str, int]] = {}
     all_emotions: dict[str, int] = {}
-    for face_platform, emotion, count in face_rows:
-        platform_counts = emotions_by_platform.setdefault(face_platform, {})
-        platform_counts[emotion] = platform_counts.get(emotion, 0) + int(count)
-        all_emotions[emotion] = all_emotions.get(emotion, 0) + int(count)
+    for face_platform, *counts in face_rows:
+        add_counts(emotions_by_platform.setdefault(face_platform, {}), counts)
+        add_counts(all_emotions, counts)
 
     images_by_platform: dict[str, tuple[int, int]] = {}
     for image_platform, images, with_faces in image_rows:
@@ -528,9 +530,8 @@ def timeline(
     dialect = session.get_bind().dialect.name
     rows = session.execute(face_totals(platform, batch_id, since, until, bucket=(bucket, dialect)))
     buckets: dict[datetime, dict[str, int]] = {}
-    for bucket_value, emotion, count in rows:
-        counts = buckets.setdefault(as_utc(bucket_value), dict.fromkeys(EMOTIONS, 0))
-        counts[emotion] = counts.get(emotion, 0) + int(count)
+    for bucket_value, *counts in rows:
+        add_counts(buckets.setdefault(as_utc(bucket_value), dict.fromkeys(EMOTIONS, 0)), counts)
     items = [
         {"start": key, "faces": sum(counts.values()), "emotions": counts}
         for key, counts in sorted(buckets.items())

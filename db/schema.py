@@ -145,8 +145,10 @@ class ImageHour(Base):
 
 
 class FaceHour(Base):
-    """Faces per UTC hour of `analyzed_at`, platform and emotion, kept by triggers on `faces`.
+    """Faces per UTC hour of `analyzed_at` and platform, one count per emotion, kept by triggers on `faces`.
 
+    One row per hour and platform (not per emotion too): a third of the rows to add up, and
+    one row for a worker's transaction to update however many emotions its image shows.
     `min_face_id`/`max_face_id` bound the ids of the faces counted in the row (deletes leave
     them wide, never wrong): a time-filtered listing uses them to start its id-ordered scan
     where the window's faces are instead of reading through every newer face.
@@ -156,7 +158,16 @@ class FaceHour(Base):
 
     hour: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
     platform: Mapped[str] = mapped_column(String(16), primary_key=True)
-    emotion: Mapped[str] = mapped_column(String(16), primary_key=True)
-    faces: Mapped[int] = mapped_column(Integer)
+    angry: Mapped[int] = mapped_column(Integer)
+    disgust: Mapped[int] = mapped_column(Integer)
+    fear: Mapped[int] = mapped_column(Integer)
+    happy: Mapped[int] = mapped_column(Integer)
+    sad: Mapped[int] = mapped_column(Integer)
+    surprise: Mapped[int] = mapped_column(Integer)
+    neutral: Mapped[int] = mapped_column(Integer)
     min_face_id: Mapped[int] = mapped_column(Integer)
     max_face_id: Mapped[int] = mapped_column(Integer)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in EMOTIONS}

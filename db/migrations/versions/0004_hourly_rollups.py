@@ -24,6 +24,7 @@ down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")  # face_hours: a count column each
 NO_FINISH_HOUR = "1970-01-01 00:00:00+00"  # db.schema.NO_FINISH_HOUR: a done image without finished_at
 PG_HOUR = "date_trunc('hour', {0} AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
 # SQLAlchemy stores SQLite datetimes as 'YYYY-MM-DD HH:MM:SS.ffffff' (UTC): hours must compare equal to that.
@@ -36,7 +37,8 @@ PG_IMAGE_DELTA = f"""
            {{sign}} AS images, {{sign}} * (CASE WHEN face_count > 0 THEN 1 ELSE 0 END) AS images_with_faces
     FROM {{rows}} WHERE status = 'done'"""
 PG_FACE_DELTA = f"""
-    SELECT {PG_HOUR.format("analyzed_at")} AS hour, platform, emotion, {{sign}} AS faces, id
+    SELECT {PG_HOUR.format("analyzed_at")} AS hour, platform,
+           {", ".join(f"{{sign}} * (CASE WHEN emotion = '{e}' THEN 1 ELSE 0 END) AS {e}" for e in EMOTIONS)}, id
     FROM {{rows}}"""
 PG_IMAGE_UPSERT = """
     INSERT INTO image_hours AS t (hour, platform, images, images_with_faces)
@@ -47,13 +49,13 @@ PG_IMAGE_UPSERT = """
     ON CONFLICT (hour, platform) DO UPDATE
     SET images = t.images + excluded.images, images_with_faces = t.images_with_faces + excluded.images_with_faces"""
 # Bounds take every id the statement touched: they may only ever widen.
-PG_FACE_UPSERT = """
-    INSERT INTO face_hours AS t (hour, platform, emotion, faces, min_face_id, max_face_id)
-    SELECT hour, platform, emotion, sum(faces), min(id), max(id) FROM ({deltas}) AS d
-    GROUP BY hour, platform, emotion
-    ORDER BY hour, platform, emotion
-    ON CONFLICT (hour, platform, emotion) DO UPDATE
-    SET faces = t.faces + excluded.faces,
+PG_FACE_UPSERT = f"""
+    INSERT INTO face_hours AS t (hour, platform, {", ".join(EMOTIONS)}, min_face_id, max_face_id)
+    SELECT hour, platform, {", ".join(f"sum({e})" for e in EMOTIONS)}, min(id), max(id) FROM ({{deltas}}) AS d
+    GROUP BY hour, platform
+    ORDER BY hour, platform
+    ON CONFLICT (hour, platform) DO UPDATE
+    SET {", ".join(f"{e} = t.{e} + excluded.{e}" for e in EMOTIONS)},
         min_face_id = LEAST(t.min_face_id, excluded.min_face_id),
         max_face_id = GREATEST(t.max_face_id, excluded.max_face_id)"""
 
@@ -105,18 +107,24 @@ def sqlite_image_remove(row: str) -> str:
         WHERE hour = {sqlite_image_hour(row)} AND platform = {row}.platform;"""
 
 
+def sqlite_emotion_counts(row: str) -> str:
+    return ", ".join(f"CASE WHEN {row}.emotion = '{e}' THEN 1 ELSE 0 END" for e in EMOTIONS)
+
+
 def sqlite_face_add(row: str) -> str:
-    return f"""INSERT INTO face_hours (hour, platform, emotion, faces, min_face_id, max_face_id)
-        VALUES ({SQLITE_HOUR.format(row + ".analyzed_at")}, {row}.platform, {row}.emotion, 1, {row}.id, {row}.id)
-        ON CONFLICT (hour, platform, emotion) DO UPDATE
-        SET faces = faces + 1, min_face_id = min(min_face_id, excluded.min_face_id),
+    hour = SQLITE_HOUR.format(row + ".analyzed_at")
+    return f"""INSERT INTO face_hours (hour, platform, {", ".join(EMOTIONS)}, min_face_id, max_face_id)
+        VALUES ({hour}, {row}.platform, {sqlite_emotion_counts(row)}, {row}.id, {row}.id)
+        ON CONFLICT (hour, platform) DO UPDATE
+        SET {", ".join(f"{e} = {e} + excluded.{e}" for e in EMOTIONS)},
+            min_face_id = min(min_face_id, excluded.min_face_id),
             max_face_id = max(max_face_id, excluded.max_face_id);"""
 
 
 def sqlite_face_remove(row: str) -> str:
-    return f"""UPDATE face_hours SET faces = faces - 1
-        WHERE hour = {SQLITE_HOUR.format(row + ".analyzed_at")} AND platform = {row}.platform
-          AND emotion = {row}.emotion;"""
+    counts = ", ".join(f"{e} = {e} - (CASE WHEN {row}.emotion = '{e}' THEN 1 ELSE 0 END)" for e in EMOTIONS)
+    return f"""UPDATE face_hours SET {counts}
+        WHERE hour = {SQLITE_HOUR.format(row + ".analyzed_at")} AND platform = {row}.platform;"""
 
 
 SQLITE_TRIGGERS = {
@@ -137,9 +145,10 @@ def backfill(hour: str, no_finish_hour: str) -> list[str]:
         SELECT COALESCE({hour.format("finished_at")}, '{no_finish_hour}') AS hour_start, platform, count(*),
                sum(CASE WHEN face_count > 0 THEN 1 ELSE 0 END)
         FROM images WHERE status = 'done' GROUP BY hour_start, platform""",
-        f"""INSERT INTO face_hours (hour, platform, emotion, faces, min_face_id, max_face_id)
-        SELECT {hour.format("analyzed_at")} AS hour_start, platform, emotion, count(*), min(id), max(id)
-        FROM faces GROUP BY hour_start, platform, emotion""",
+        f"""INSERT INTO face_hours (hour, platform, {", ".join(EMOTIONS)}, min_face_id, max_face_id)
+        SELECT {hour.format("analyzed_at")} AS hour_start, platform,
+               {", ".join(f"sum(CASE WHEN emotion = '{e}' THEN 1 ELSE 0 END)" for e in EMOTIONS)}, min(id), max(id)
+        FROM faces GROUP BY hour_start, platform""",
     ]
 
 
@@ -156,11 +165,10 @@ def upgrade() -> None:
         "face_hours",
         sa.Column("hour", sa.DateTime(timezone=True), nullable=False),
         sa.Column("platform", sa.String(length=16), nullable=False),
-        sa.Column("emotion", sa.String(length=16), nullable=False),
-        sa.Column("faces", sa.Integer(), nullable=False),
+        *(sa.Column(emotion, sa.Integer(), nullable=False) for emotion in EMOTIONS),
         sa.Column("min_face_id", sa.Integer(), nullable=False),
         sa.Column("max_face_id", sa.Integer(), nullable=False),
-        sa.PrimaryKeyConstraint("hour", "platform", "emotion"),
+        sa.PrimaryKeyConstraint("hour", "platform"),
     )
     if op.get_bind().dialect.name == "postgresql":
         # No writes between the backfill and the triggers: they would be counted by neither.
