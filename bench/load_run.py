@@ -24,6 +24,18 @@ DEFAULT_FACE = (
 )
 
 
+def submit_batches(api: str, urls: list[str], batch: int) -> tuple[list[int], list[float]]:
+    """POST `urls` to the API in batches of `batch`, one after another; the batch ids and each POST's seconds."""
+    batch_ids, seconds = [], []
+    for first in range(0, len(urls), batch):
+        t0 = time.monotonic()
+        response = requests.post(f"{api}/api/v1/batches", json={"urls": urls[first : first + batch]}, timeout=120)
+        seconds.append(time.monotonic() - t0)
+        response.raise_for_status()
+        batch_ids.append(response.json()["id"])
+    return batch_ids, seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--api", default="http://127.0.0.1:8000")
@@ -39,15 +51,9 @@ def main() -> None:
         server, root = serve_folder(folder)
         base = f"{root}/face.jpg"
 
-        batch_ids, post_seconds = [], 0.0
         started = time.monotonic()
-        for first in range(0, args.urls, args.batch):
-            urls = [f"{base}?n={n}" for n in range(first, min(first + args.batch, args.urls))]
-            t0 = time.monotonic()
-            response = requests.post(f"{args.api}/api/v1/batches", json={"urls": urls}, timeout=120)
-            post_seconds += time.monotonic() - t0
-            response.raise_for_status()
-            batch_ids.append(response.json()["id"])
+        batch_ids, post_times = submit_batches(args.api, [f"{base}?n={n}" for n in range(args.urls)], args.batch)
+        post_seconds = sum(post_times)
         print(
             f"accepted {args.urls} URLs in {len(batch_ids)} batches: {post_seconds:.2f} s in POSTs "
             f"= {args.urls / post_seconds:.0f} URLs/s"
