@@ -41,6 +41,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_for_api(api: str, seconds: float = 60) -> None:
+    """Until the API answers /healthz."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{api}/healthz", timeout=2).ok:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"{api} did not answer /healthz in {seconds:.0f} s")
+
+
 def run(command: list[str], env: dict[str, str] | None = None) -> tuple[int, str]:
     """Run one script, echoing its output as it comes, and return its exit code and output."""
     print(f"$ {' '.join(Path(c).name if c == sys.executable else c for c in command)}", flush=True)
@@ -65,13 +78,7 @@ def data_path(quick: bool) -> list[tuple[int, str]]:
     server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         api = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{api}/healthz", timeout=2).ok:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.5)
+        wait_for_api(api)
         results.append(run(script("api_latency.py", "--api", api, *(["--quick"] if quick else []))))
     finally:
         server.terminate()
