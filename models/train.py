@@ -33,7 +33,7 @@ class TrainConfig:
     data: Path
     run_dir: Path
     output: Path = DEFAULT_MODEL_PATH
-    epochs: int = 20
+    epochs: int = 120
     batch_size: int = 64
     learning_rate: float = 2e-3
     warmup_epochs: int = 3

@@ -44,7 +44,7 @@ def main() -> None:
     default=None,
     help="Where the chosen model goes (default: models/weights/emotion_cnn.keras).",
 )
-@click.option("--epochs", type=int, default=20, show_default=True)
+@click.option("--epochs", type=int, default=120, show_default=True, help="Length of the cosine schedule.")
 @click.option("--batch-size", type=int, default=64, show_default=True)
 @click.option("--learning-rate", type=float, default=2e-3, show_default=True, help="Peak rate after warm-up.")
 @click.option("--weight-decay", type=float, default=0.05, show_default=True)
