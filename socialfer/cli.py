@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from datetime import UTC, datetime
@@ -117,7 +118,7 @@ def serve(host: str, port: int, http_workers: int, with_worker: bool | None) -> 
     if settings.database_url.startswith("sqlite"):
         upgrade(settings.database_url)  # the embedded default sets itself up
     if with_worker if with_worker is not None else settings.embedded_broker:
-        start_worker_process(concurrency=1)
+        start_worker_process()
     click.echo(
         f"socialfer is serving on http://{host}:{port}/ (data: {redact(settings.database_url)}, "
         f"broker: {redact(settings.broker_url)})"
@@ -135,12 +136,19 @@ def serve(host: str, port: int, http_workers: int, with_worker: bool | None) -> 
 
 
 @main.command()
-@click.option("--concurrency", "-c", default=1, show_default=True, type=int, help="Pool processes.")
+@click.option(
+    "--concurrency",
+    "-c",
+    default=None,
+    type=click.IntRange(min=1),
+    help="Pool processes (default: one per CPU; 2 on 2 cores ran 1.9x the images/s of 1, see BENCHMARKS.md).",
+)
 @click.option("--loglevel", default="INFO", show_default=True)
-def worker(concurrency: int, loglevel: str) -> None:
+def worker(concurrency: int | None, loglevel: str) -> None:
     """Run a Celery worker that analyses queued images."""
     from workers.celery_app import QUEUE, make_celery
 
+    concurrency = concurrency or os.cpu_count() or 1
     settings = load_settings()
     app = make_celery(settings)
     app.conf.worker_concurrency = concurrency  # also sizes each process's TensorFlow threads (workers.tasks)

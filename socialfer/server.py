@@ -28,10 +28,11 @@ class GunicornServer(BaseApplication):
         return create_app()
 
 
-def start_worker_process(concurrency: int) -> subprocess.Popen:
-    """A `socialfer worker` child that dies with us."""
+def start_worker_process(concurrency: int | None = None) -> subprocess.Popen:
+    """A `socialfer worker` child that dies with us (default concurrency: one process per CPU)."""
+    options = ["--concurrency", str(concurrency)] if concurrency else []
     process = subprocess.Popen(
-        [sys.executable, "-m", "socialfer", "worker", "--concurrency", str(concurrency)],
+        [sys.executable, "-m", "socialfer", "worker", *options],
         env=os.environ.copy(),
     )
 
