@@ -27,6 +27,8 @@ from models.hardware import resolve_precision
 from models.labels import EMOTIONS
 from models.weights import DEFAULT_MODEL_PATH, model_card_path
 
+BEST_WEIGHTS = "best.weights.h5"  # the PublicTest-best weights, without optimizer state
+
 
 @dataclass
 class TrainConfig:
@@ -78,16 +80,24 @@ def to_dataset(images: np.ndarray, labels: np.ndarray, batch: int, *, augment=No
 
 
 class RunState(keras.callbacks.Callback):
-    """Saves the resumable state after every epoch and logs one progress line."""
+    """After every epoch: the PublicTest-best weights, the resumable state, one progress line.
 
-    def __init__(self, run_dir: Path, best: float, started: float, elapsed_before: float):
+    The best weights go through `shadow`, an uncompiled copy of the net: Keras saves a compiled
+    model's optimizer moments with its weights, which would triple the file.
+    """
+
+    def __init__(self, run_dir: Path, best: float, started: float, elapsed_before: float, shadow: keras.Model):
         super().__init__()
-        self.run_dir, self.best = run_dir, best
+        self.run_dir, self.best, self.shadow = run_dir, best, shadow
         self.started, self.elapsed_before = started, elapsed_before
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
         logs = logs or {}
-        self.best = max(self.best, float(logs.get("val_accuracy", 0.0)))
+        accuracy = float(logs.get("val_accuracy", 0.0))
+        if accuracy > self.best:
+            self.best = accuracy
+            self.shadow.set_weights(self.model.get_weights())
+            self.shadow.save_weights(self.run_dir / BEST_WEIGHTS)
         self.model.save(self.run_dir / "last.keras")
         elapsed = self.elapsed_before + time.time() - self.started
         state = {"epoch": epoch + 1, "best_val_accuracy": self.best, "elapsed_s": elapsed}
@@ -141,18 +151,11 @@ def train(cfg: TrainConfig) -> dict:
         state = {"epoch": 0, "best_val_accuracy": 0.0, "elapsed_s": 0.0}
     print(f"{model.count_params():,} parameters, {len(x_train):,} training images, {precision}", flush=True)
 
-    best_path = cfg.run_dir / "best.weights.h5"  # weights only: a third of a full checkpoint
+    best_path = cfg.run_dir / BEST_WEIGHTS
+    shadow = build_emotion_cnn(cfg.stages, cfg.dropout)
     callbacks = [
-        keras.callbacks.ModelCheckpoint(
-            best_path,
-            monitor="val_accuracy",
-            mode="max",
-            save_best_only=True,
-            save_weights_only=True,
-            initial_value_threshold=state["best_val_accuracy"] or None,
-        ),
         keras.callbacks.CSVLogger(str(cfg.run_dir / "history.csv"), append=True),
-        RunState(cfg.run_dir, state["best_val_accuracy"], time.time(), state["elapsed_s"]),
+        RunState(cfg.run_dir, state["best_val_accuracy"], time.time(), state["elapsed_s"], shadow),
     ]
     if state["epoch"] < cfg.epochs:
         model.fit(

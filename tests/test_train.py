@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import h5py
 import keras
 
 from models.train import TrainConfig, train
@@ -31,6 +32,9 @@ def test_training_resumes_and_writes_a_float32_model_with_its_card(tmp_path: Pat
     assert json.loads((cfg.run_dir / "state.json").read_text())["epoch"] == 2
     assert card["epochs"] == 2 and card["data_sha256"] and 0 <= card["private_test_accuracy"] <= 1
     assert json.loads(model_card_path(cfg.output).read_text()) == json.loads(json.dumps(card))
+
+    with h5py.File(cfg.run_dir / "best.weights.h5") as best:  # weights only: no optimizer moments
+        assert "layers" in best and "optimizer" not in best
 
     model = keras.models.load_model(cfg.output, compile=False)
     assert {layer.dtype_policy.name for layer in model.layers} == {"float32"}
