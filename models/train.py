@@ -129,6 +129,22 @@ def compile_model(model: keras.Model, cfg: TrainConfig, steps_per_epoch: int) ->
     )
 
 
+def restore_checkpoint(model: keras.Model, last: Path) -> None:
+    """Load weights and optimizer slots from `last` into a freshly compiled `model`.
+
+    Loading the compiled model itself would lose the optimizer's weight-decay exclusions
+    (Keras does not serialise them), so batch-norm scales would start decaying on resume.
+    """
+    saved = keras.models.load_model(last)
+    model.set_weights(saved.get_weights())
+    model.optimizer.build(model.trainable_variables)
+    # Slots come in the order of the trainable variables, which the same architecture repeats.
+    for variable, value in zip(model.optimizer.variables, saved.optimizer.variables, strict=True):
+        if variable.shape != value.shape:
+            raise ValueError(f"checkpoint {last} does not match this architecture at {variable.path}")
+        variable.assign(value)
+
+
 def train(cfg: TrainConfig) -> dict:
     """Train (or resume), export the PublicTest-best model to `cfg.output`, write its card."""
     keras.utils.set_random_seed(cfg.seed)
@@ -142,12 +158,12 @@ def train(cfg: TrainConfig) -> dict:
 
     state_file, last = cfg.run_dir / "state.json", cfg.run_dir / "last.keras"
     state = json.loads(state_file.read_text()) if state_file.exists() and last.exists() else None
+    model = build_emotion_cnn(cfg.stages, cfg.dropout)
+    compile_model(model, cfg, steps)
     if state:
-        model = keras.models.load_model(last)
+        restore_checkpoint(model, last)
         print(f"resuming {cfg.run_dir} at epoch {state['epoch']}", flush=True)
     else:
-        model = build_emotion_cnn(cfg.stages, cfg.dropout)
-        compile_model(model, cfg, steps)
         state = {"epoch": 0, "best_val_accuracy": 0.0, "elapsed_s": 0.0}
     print(f"{model.count_params():,} parameters, {len(x_train):,} training images, {precision}", flush=True)
 
@@ -157,9 +173,12 @@ def train(cfg: TrainConfig) -> dict:
         keras.callbacks.CSVLogger(str(cfg.run_dir / "history.csv"), append=True),
         RunState(cfg.run_dir, state["best_val_accuracy"], time.time(), state["elapsed_s"], shadow),
     ]
+    stream_seed = cfg.seed + 1000 * state["epoch"]
     if state["epoch"] < cfg.epochs:
         model.fit(
-            to_dataset(x_train, y_train, cfg.batch_size, augment=augmenter(cfg.seed), seed=cfg.seed),
+            # A fresh process replays its random streams from the start: offset the seeds by the
+            # epoch so a resumed run does not see the first epochs' exact augmented batches again.
+            to_dataset(x_train, y_train, cfg.batch_size, augment=augmenter(stream_seed), seed=stream_seed),
             validation_data=to_dataset(public.images, public.labels, 256),
             epochs=cfg.epochs,
             initial_epoch=state["epoch"],

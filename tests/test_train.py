@@ -7,8 +7,10 @@ from pathlib import Path
 
 import h5py
 import keras
+import numpy as np
 
-from models.train import TrainConfig, train
+from models.architecture import build_emotion_cnn
+from models.train import TrainConfig, compile_model, restore_checkpoint, train
 from models.weights import model_card_path
 
 
@@ -39,3 +41,24 @@ def test_training_resumes_and_writes_a_float32_model_with_its_card(tmp_path: Pat
     model = keras.models.load_model(cfg.output, compile=False)
     assert {layer.dtype_policy.name for layer in model.layers} == {"float32"}
     assert model.output_shape == (None, 7)
+
+
+def test_resume_keeps_optimizer_moments_and_weight_decay_exclusions(tmp_path: Path) -> None:
+    cfg = TrainConfig(data=tmp_path / "unused.npz", run_dir=tmp_path, stages=((8, 1),), precision="float32")
+    trained = build_emotion_cnn(cfg.stages, cfg.dropout)
+    compile_model(trained, cfg, steps_per_epoch=4)
+    rng = np.random.default_rng(0)
+    faces = rng.integers(0, 256, (8, 48, 48, 1)).astype("float32")
+    trained.fit(faces, keras.utils.to_categorical(rng.integers(0, 7, 8), 7), batch_size=4, verbose=0)
+    trained.save(tmp_path / "last.keras")
+
+    resumed = build_emotion_cnn(cfg.stages, cfg.dropout)
+    compile_model(resumed, cfg, steps_per_epoch=4)
+    restore_checkpoint(resumed, tmp_path / "last.keras")
+
+    assert int(resumed.optimizer.iterations.numpy()) == 2
+    pairs = zip(resumed.optimizer.variables, trained.optimizer.variables, strict=True)
+    assert all(np.array_equal(mine.numpy(), saved.numpy()) for mine, saved in pairs)
+    assert all(np.array_equal(a, b) for a, b in zip(resumed.get_weights(), trained.get_weights(), strict=True))
+    decays = {v.name: resumed.optimizer._use_weight_decay(v) for v in resumed.trainable_variables}
+    assert decays["kernel"] is True and decays["gamma"] is False and decays["beta"] is False
