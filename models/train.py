@@ -22,6 +22,7 @@ import tensorflow as tf
 from keras import layers
 
 from models.architecture import DEFAULT_STAGES, build_emotion_cnn
+from models.averaging import average_weights, recalibrate_batch_norm, snapshot_path, snapshots
 from models.data import default_data_path, file_sha256, load_split
 from models.hardware import resolve_precision
 from models.labels import EMOTIONS
@@ -45,6 +46,8 @@ class TrainConfig:
     dropout: float = 0.4
     precision: str = "auto"  # "float32", "mixed_bfloat16", or "auto": bfloat16 where the hardware has it
     seed: int = 1337
+    # Export also tries the mean weights of the last N epochs for each N here (snapshots kept for the largest).
+    average_counts: tuple[int, ...] = (5, 10, 20)
     limit: int | None = None  # use only the first N training images (smoke tests)
 
 
@@ -86,18 +89,23 @@ class RunState(keras.callbacks.Callback):
     model's optimizer moments with its weights, which would triple the file.
     """
 
-    def __init__(self, run_dir: Path, best: float, started: float, elapsed_before: float, shadow: keras.Model):
+    def __init__(
+        self, run_dir: Path, best: float, started: float, elapsed_before: float, shadow: keras.Model, snapshot_from: int
+    ):
         super().__init__()
-        self.run_dir, self.best, self.shadow = run_dir, best, shadow
+        self.run_dir, self.best, self.shadow, self.snapshot_from = run_dir, best, shadow, snapshot_from
         self.started, self.elapsed_before = started, elapsed_before
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
         logs = logs or {}
         accuracy = float(logs.get("val_accuracy", 0.0))
+        self.shadow.set_weights(self.model.get_weights())
         if accuracy > self.best:
             self.best = accuracy
-            self.shadow.set_weights(self.model.get_weights())
             self.shadow.save_weights(self.run_dir / BEST_WEIGHTS)
+        if epoch + 1 >= self.snapshot_from:
+            snapshot_path(self.run_dir, epoch + 1).parent.mkdir(exist_ok=True)
+            self.shadow.save_weights(snapshot_path(self.run_dir, epoch + 1))
         self.model.save(self.run_dir / "last.keras")
         elapsed = self.elapsed_before + time.time() - self.started
         state = {"epoch": epoch + 1, "best_val_accuracy": self.best, "elapsed_s": elapsed}
@@ -171,7 +179,14 @@ def train(cfg: TrainConfig) -> dict:
     shadow = build_emotion_cnn(cfg.stages, cfg.dropout)
     callbacks = [
         keras.callbacks.CSVLogger(str(cfg.run_dir / "history.csv"), append=True),
-        RunState(cfg.run_dir, state["best_val_accuracy"], time.time(), state["elapsed_s"], shadow),
+        RunState(
+            cfg.run_dir,
+            state["best_val_accuracy"],
+            time.time(),
+            state["elapsed_s"],
+            shadow,
+            snapshot_from=cfg.epochs - max(cfg.average_counts, default=0) + 1,
+        ),
     ]
     stream_seed = cfg.seed + 1000 * state["epoch"]
     if state["epoch"] < cfg.epochs:
@@ -186,21 +201,42 @@ def train(cfg: TrainConfig) -> dict:
             verbose=2 if os.environ.get("SOCIALFER_TRAIN_VERBOSE") else 0,
         )
     final_state = json.loads(state_file.read_text())
-    return export(cfg, best_path, final_state)
+    return export(cfg, best_path, final_state, x_train)
 
 
-def export(cfg: TrainConfig, best_path: Path, state: dict) -> dict:
-    """Save the chosen model without optimizer state, then score it once on PrivateTest."""
+def candidate_weights(cfg: TrainConfig, best_path: Path, net: keras.Model, train_images: np.ndarray):
+    """The single PublicTest-best epoch, then the means of the last N snapshots for each average count."""
+    net.load_weights(best_path)
+    yield "best PublicTest epoch", net.get_weights()
+    kept = snapshots(cfg.run_dir)
+    for count in cfg.average_counts:
+        if count <= len(kept):
+            net.set_weights(average_weights(net, kept[-count:]))
+            recalibrate_batch_norm(net, train_images)
+            yield f"mean of the last {count} epochs' weights", net.get_weights()
+
+
+def export(cfg: TrainConfig, best_path: Path, state: dict, train_images: np.ndarray) -> dict:
+    """Save the PublicTest-best candidate without optimizer state, then score it once on PrivateTest."""
     from models.evaluate import evaluate_model
 
     # The shipped file is plain float32 whatever the training precision: the classifier picks
     # its own inference precision for the machine it runs on.
     keras.mixed_precision.set_global_policy("float32")
     best = build_emotion_cnn(cfg.stages, cfg.dropout)
-    best.load_weights(best_path)
     cfg.output.parent.mkdir(parents=True, exist_ok=True)
-    best.save(cfg.output)
-    public = evaluate_model(cfg.output, cfg.data, "PublicTest")
+    chosen, public, tried = "", {"accuracy": -1.0}, {}
+    for name, weights in candidate_weights(cfg, best_path, build_emotion_cnn(cfg.stages, cfg.dropout), train_images):
+        candidate = cfg.run_dir / "candidate.keras"
+        best.set_weights(weights)
+        best.save(candidate)
+        scored = evaluate_model(candidate, cfg.data, "PublicTest")
+        tried[name] = scored["accuracy"]
+        print(f"candidate {name}: PublicTest {scored['accuracy']:.4f}", flush=True)
+        if scored["accuracy"] > public["accuracy"]:
+            chosen, public = name, scored
+            candidate.replace(cfg.output)
+    candidate.unlink(missing_ok=True)
     private = evaluate_model(cfg.output, cfg.data, "PrivateTest")
     card = {
         "model": cfg.output.name,
@@ -216,7 +252,7 @@ def export(cfg: TrainConfig, best_path: Path, state: dict) -> dict:
         "wall_time_s": round(state["elapsed_s"], 1),
         "hardware": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cpus",
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
-        "selection": "best PublicTest accuracy over epochs",
+        "selection": f"{chosen}: best PublicTest accuracy of {json.dumps(tried)}",
         "public_test_accuracy": public["accuracy"],
         "private_test_accuracy": private["accuracy"],
         "private_test_accuracy_no_tta": private["accuracy_no_tta"],

@@ -10,6 +10,7 @@ import keras
 import numpy as np
 
 from models.architecture import build_emotion_cnn
+from models.averaging import average_weights, recalibrate_batch_norm, snapshots
 from models.train import TrainConfig, compile_model, restore_checkpoint, train
 from models.weights import model_card_path
 
@@ -24,6 +25,7 @@ def test_training_resumes_and_writes_a_float32_model_with_its_card(tmp_path: Pat
         stages=((8, 1), (16, 1)),
         limit=256,
         precision="mixed_bfloat16",
+        average_counts=(2,),
     )
     train(cfg)
     assert json.loads((cfg.run_dir / "state.json").read_text())["epoch"] == 1
@@ -34,6 +36,8 @@ def test_training_resumes_and_writes_a_float32_model_with_its_card(tmp_path: Pat
     assert json.loads((cfg.run_dir / "state.json").read_text())["epoch"] == 2
     assert card["epochs"] == 2 and card["data_sha256"] and 0 <= card["private_test_accuracy"] <= 1
     assert json.loads(model_card_path(cfg.output).read_text()) == json.loads(json.dumps(card))
+    assert [p.name for p in snapshots(cfg.run_dir)] == ["epoch_001.weights.h5", "epoch_002.weights.h5"]
+    assert "best PublicTest epoch" in card["selection"] and "mean of the last 2 epochs" in card["selection"]
 
     with h5py.File(cfg.run_dir / "best.weights.h5") as best:  # weights only: no optimizer moments
         assert "layers" in best and "optimizer" not in best
@@ -62,3 +66,22 @@ def test_resume_keeps_optimizer_moments_and_weight_decay_exclusions(tmp_path: Pa
     assert all(np.array_equal(a, b) for a, b in zip(resumed.get_weights(), trained.get_weights(), strict=True))
     decays = {v.name: resumed.optimizer._use_weight_decay(v) for v in resumed.trainable_variables}
     assert decays["kernel"] is True and decays["gamma"] is False and decays["beta"] is False
+
+
+def test_weight_average_is_the_mean_and_batch_norm_is_recalibrated_on_the_data(tmp_path: Path) -> None:
+    net = build_emotion_cnn(((4, 1),), name="tiny")
+    paths = []
+    for index in range(3):
+        net.set_weights([np.full(w.shape, float(index), "float32") for w in net.get_weights()])
+        paths.append(tmp_path / f"epoch_{index}.weights.h5")
+        net.save_weights(paths[-1])
+    averaged = average_weights(net, paths)
+    assert all(np.allclose(w, 1.0) for w in averaged)
+
+    net = build_emotion_cnn(((4, 1),), name="tiny")
+    faces = np.random.default_rng(1).integers(0, 256, (512, 48, 48)).astype("uint8")
+    recalibrate_batch_norm(net, faces, batch_size=128)
+    norm = next(layer for layer in net.layers if isinstance(layer, keras.layers.BatchNormalization))
+    conv_out = keras.Model(net.input, norm.input).predict(faces[..., None].astype("float32"), verbose=0)
+    assert np.allclose(norm.moving_mean.numpy(), conv_out.mean(axis=(0, 1, 2)), rtol=1e-3, atol=1e-4)
+    assert norm.momentum == 0.99
