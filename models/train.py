@@ -165,12 +165,16 @@ def train(cfg: TrainConfig) -> dict:
     steps = int(np.ceil(len(x_train) / cfg.batch_size))
 
     state_file, last = cfg.run_dir / "state.json", cfg.run_dir / "last.keras"
-    state = json.loads(state_file.read_text()) if state_file.exists() and last.exists() else None
+    state = json.loads(state_file.read_text()) if state_file.exists() else None
     model = build_emotion_cnn(cfg.stages, cfg.dropout)
     compile_model(model, cfg, steps)
-    if state:
+    if state and state["epoch"] < cfg.epochs:
+        if not last.exists():
+            raise FileNotFoundError(f"{last} is missing: run {cfg.run_dir} stopped at epoch {state['epoch']}")
         restore_checkpoint(model, last)
         print(f"resuming {cfg.run_dir} at epoch {state['epoch']}", flush=True)
+    elif state:
+        print(f"{cfg.run_dir} finished its {state['epoch']} epochs: exporting only", flush=True)
     else:
         state = {"epoch": 0, "best_val_accuracy": 0.0, "elapsed_s": 0.0}
     print(f"{model.count_params():,} parameters, {len(x_train):,} training images, {precision}", flush=True)

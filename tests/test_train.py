@@ -39,6 +39,10 @@ def test_training_resumes_and_writes_a_float32_model_with_its_card(tmp_path: Pat
     assert [p.name for p in snapshots(cfg.run_dir)] == ["epoch_001.weights.h5", "epoch_002.weights.h5"]
     assert "best PublicTest epoch" in card["selection"] and "mean of the last 2 epochs" in card["selection"]
 
+    (cfg.run_dir / "last.keras").unlink()  # a finished run re-exports without its optimizer state
+    assert train(cfg)["selection"] == card["selection"]
+    assert "exporting only" in capsys.readouterr().out
+
     with h5py.File(cfg.run_dir / "best.weights.h5") as best:  # weights only: no optimizer moments
         assert "layers" in best and "optimizer" not in best
 
