@@ -47,7 +47,7 @@ class TrainConfig:
     precision: str = "auto"  # "float32", "mixed_bfloat16", or "auto": bfloat16 where the hardware has it
     seed: int = 1337
     # Export also tries the mean weights of the last N epochs for each N here (snapshots kept for the largest).
-    average_counts: tuple[int, ...] = (5, 10, 20)
+    average_counts: tuple[int, ...] = (5, 10, 20, 40)
     limit: int | None = None  # use only the first N training images (smoke tests)
 
 
@@ -224,6 +224,8 @@ def export(cfg: TrainConfig, best_path: Path, state: dict, train_images: np.ndar
     """Save the PublicTest-best candidate without optimizer state, then score it once on PrivateTest."""
     from models.evaluate import evaluate_model
 
+    if not best_path.exists():
+        raise FileNotFoundError(f"{best_path} is missing: the run's weights are gone, so there is nothing to export")
     # The shipped file is plain float32 whatever the training precision: the classifier picks
     # its own inference precision for the machine it runs on.
     keras.mixed_precision.set_global_policy("float32")

@@ -15,9 +15,9 @@ from models.weights import DEFAULT_MODEL_PATH, model_card_path
 from tests.support import EXPECTED_FACES
 from workers.imaging import decode_image
 
-# Measured 0.669 on this subset (bf16; 0.667 in float32, BENCHMARKS.md); the floor leaves room for
+# Measured 0.701 on this subset (bf16; 0.702 in float32, BENCHMARKS.md); the floor leaves room for
 # numeric differences between machines only.
-PRIVATE_SUBSET_FLOOR = 0.65
+PRIVATE_SUBSET_FLOOR = 0.69
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def test_model_card_records_how_the_model_was_made(shared_data: Path) -> None:
     card = json.loads(model_card_path(DEFAULT_MODEL_PATH).read_text())
     assert card["classes"] == list(EMOTIONS)
     assert card["data_sha256"] == file_sha256(shared_data / "fer2013.npz")
-    assert card["private_test_accuracy"] >= 0.65
+    assert card["private_test_accuracy"] >= 0.70  # issue 3's bar, as the product delivers it
     assert DEFAULT_MODEL_PATH.stat().st_size < 20 * 1024 * 1024
 
 
