@@ -2,7 +2,9 @@
 
 Resumable: every epoch writes `last.keras` (with optimizer state) and `state.json`
 into the run directory; running again with the same directory continues from there.
-PrivateTest is only touched once, after training, to report the chosen checkpoint.
+The export picks, on PublicTest, between the best single epoch and the mean weights of the
+last epochs (`models/averaging.py`). PrivateTest is only touched once, after that choice,
+to report the chosen model.
 """
 
 from __future__ import annotations
@@ -232,8 +234,8 @@ def export(cfg: TrainConfig, best_path: Path, state: dict, train_images: np.ndar
     best = build_emotion_cnn(cfg.stages, cfg.dropout)
     cfg.output.parent.mkdir(parents=True, exist_ok=True)
     chosen, public, tried = "", {"accuracy": -1.0}, {}
+    candidate = cfg.run_dir / "candidate.keras"
     for name, weights in candidate_weights(cfg, best_path, build_emotion_cnn(cfg.stages, cfg.dropout), train_images):
-        candidate = cfg.run_dir / "candidate.keras"
         best.set_weights(weights)
         best.save(candidate)
         scored = evaluate_model(candidate, cfg.data, "PublicTest")
