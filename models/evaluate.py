@@ -93,3 +93,25 @@ def confusion_png(matrix: np.ndarray, path: Path | str, title: str = "") -> None
         cv2.LINE_AA,
     )
     cv2.imwrite(str(path), image)
+
+
+def shipped_confusion_matrices(classifier: EmotionClassifier, fer2013: Path | str, wild: Path | str) -> dict:
+    """The confusion matrices the model card ships (rows true, columns predicted, counts).
+
+    `wild_calibration` is the matrix the statistics correct shares with (a fold never trained
+    on); `wild_heldout` and `fer2013_publictest` are for reporting and for measuring how far a
+    correction carries from one set to another.
+    """
+    from models.wild import load_wild
+
+    public = load_split(fer2013, "PublicTest")
+    faces = load_wild(wild)
+    sets = {
+        "fer2013_publictest": (public.images, public.labels),
+        "wild_calibration": (faces.calibration().images, faces.calibration().labels),
+        "wild_heldout": (faces.heldout().images, faces.heldout().labels),
+    }
+    return {
+        name: confusion_matrix(labels, classifier.predict(images).argmax(1)).tolist()
+        for name, (images, labels) in sets.items()
+    }

@@ -3,9 +3,13 @@
 `../shared/data/faces_in_the_wild/muxspace_dev.npz` (see its README) holds news and film
 faces cut as the product cuts them. One person can have hundreds of photos, so every split
 is by identity, never by image: a face's fold is a stable hash of its person's name, the
-same on every machine and in every run. Fold `HELDOUT_FOLD` is the held-out set: never
-trained on, never used to choose anything; it is where the model is judged on real photos.
-The other folds are for training, calibration and selection.
+same on every machine and in every run. The roles of the five folds:
+
+- `HELDOUT_FOLD` (0): never trained on, never used to choose anything; where the model is
+  judged on real photos, and where the statistics' corrections are scored.
+- `CALIBRATION_FOLD` (4): not trained on; temperature, abstention threshold, model choice and
+  the confusion matrix the statistics correct with are all fitted here.
+- the rest (1, 2, 3): training.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_WILD_PATH = PROJECT_ROOT.parent / "shared" / "data" / "faces_in_the_wild" / "muxspace_dev.npz"
 FOLDS = 5
 HELDOUT_FOLD = 0
+CALIBRATION_FOLD = 4
 
 
 def identity_fold(identity: str, folds: int = FOLDS) -> int:
@@ -46,9 +51,13 @@ class WildFaces:
         """The held-out identities: for reporting only."""
         return self.select(self.fold == HELDOUT_FOLD)
 
-    def development(self) -> WildFaces:
-        """Every identity outside the held-out fold: training, calibration, selection."""
-        return self.select(self.fold != HELDOUT_FOLD)
+    def calibration(self) -> WildFaces:
+        """The calibration fold: not trained on; calibration, selection, the shipped confusion matrix."""
+        return self.select(self.fold == CALIBRATION_FOLD)
+
+    def training(self) -> WildFaces:
+        """The training folds."""
+        return self.select((self.fold != HELDOUT_FOLD) & (self.fold != CALIBRATION_FOLD))
 
 
 def load_wild(path: Path | str = DEFAULT_WILD_PATH) -> WildFaces:
