@@ -44,8 +44,9 @@ def make_celery(settings: Settings | None = None) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        task_soft_time_limit=240,
-        task_time_limit=300,
+        # A backstop behind the attempt's own deadline (workers.deadline), which also holds under the solo pool.
+        task_soft_time_limit=settings.attempt_deadline + 180,
+        task_time_limit=settings.attempt_deadline + 240,
         worker_hijack_root_logger=False,
     )
     app.conf.socialfer_settings = settings

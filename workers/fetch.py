@@ -9,26 +9,34 @@ The worker must never become an SSRF proxy. So every hop (the URL, each redirect
 - the connection goes to the address that was checked (no second lookup, so DNS
   rebinding cannot swap it), with the Host header, TLS SNI and certificate check
   still for the name.
-Downloads stream with a size cap, connect/read timeouts and an overall deadline, and
-every failure is a `FetchError` with a short reason code.
+Everything a hostile source can slow down shares the attempt's one `Deadline`: the name
+lookup, connecting, the status line, headers and body of every hop, the post page and its
+`og:image`. Sockets are shut when it passes (`workers.deadline.SocketWatch`), so a server
+trickling a byte per read timeout cannot stretch it. Bodies stream under a size cap, a post
+page is searched by a bounded scan (linear in its size), and every failure is a
+`FetchError` with a short reason code.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import socket
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from html import unescape
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
 
 from socialfer.settings import Settings
+from workers.addresses import address_problem, is_public_address
+from workers.deadline import Deadline, DeadlineExceeded, SocketWatch, call_within
 from workers.formats import SNIFF_BYTES, sniff_image_type
+
+__all__ = ["FetchError", "FetchPolicy", "Fetched", "check_url", "fetch_image", "is_public_address"]
 
 USER_AGENT = "socialfer/0.1 (facial-expression analysis; +https://github.com/socialfer)"
 REDIRECT_STATUSES = {301, 302, 303, 307, 308}
@@ -36,11 +44,7 @@ TRANSIENT_STATUSES = {408, 425, 429, 500, 502, 503, 504}
 CHUNK_BYTES = 64 * 1024
 MAX_PAGE_BYTES = 2 * 1024 * 1024  # enough HTML to find the og:image in a post page
 HTML_TYPES = ("text/html", "application/xhtml+xml")
-META_IMAGE = re.compile(
-    r"""<meta\b[^>]*?\b(?:property|name)\s*=\s*["'](og:image(?::secure_url|:url)?|twitter:image(?::src)?)["'][^>]*>""",
-    re.IGNORECASE,
-)
-META_CONTENT = re.compile(r"""\bcontent\s*=\s*["']([^"']+)["']""", re.IGNORECASE)
+META_IMAGE_KEYS = frozenset({"og:image", "og:image:url", "og:image:secure_url", "twitter:image", "twitter:image:src"})
 
 Resolver = Callable[[str, int], list[str]]
 
@@ -75,16 +79,6 @@ def system_resolver(host: str, port: int) -> list[str]:
     return sorted({info[4][0] for info in infos})
 
 
-def is_public_address(address: str) -> bool:
-    """True only for globally routable unicast addresses (IPv4-mapped/compatible IPv6 judged as IPv4)."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address):
-        embedded = ip.ipv4_mapped or ip.sixtofour
-        if embedded is not None:
-            ip = embedded
-    return ip.is_global and not ip.is_multicast
-
-
 @dataclass
 class FetchPolicy:
     """Which destinations may be contacted; built from settings, replaceable in tests."""
@@ -114,7 +108,7 @@ class Target:
     address: str
 
 
-def check_url(url: str, policy: FetchPolicy) -> Target:
+def check_url(url: str, policy: FetchPolicy, deadline: Deadline | None = None) -> Target:
     """Refuse a URL before connecting; otherwise say exactly where to connect."""
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
@@ -128,22 +122,53 @@ def check_url(url: str, policy: FetchPolicy) -> Target:
         port = parts.port or (443 if scheme == "https" else 80)
     except ValueError as exc:
         raise FetchError("invalid_url", f"bad port: {exc}") from exc
-    addresses = policy.resolver(parts.hostname, port)
+    if deadline is None:
+        addresses = policy.resolver(parts.hostname, port)
+    else:
+        addresses = call_within(deadline, policy.resolver, parts.hostname, port)
     if not addresses:
         raise FetchError("dns_error", f"{parts.hostname} has no address")
     blocked = [a for a in addresses if not policy.address_allowed(a, port)]
     if blocked:
-        raise FetchError("blocked_address", f"{parts.hostname} resolves to a non-public address ({blocked[0]})")
+        reason = address_problem(blocked[0]) or blocked[0]
+        raise FetchError("blocked_address", f"{parts.hostname} resolves to a non-public address: {reason}")
     if policy.allowed_ports is not None and port not in policy.allowed_ports:
         raise FetchError("blocked_port", f"port {port} is not allowed (allowed: {sorted(policy.allowed_ports)})")
     return Target(url, scheme, parts.hostname, port, addresses[0])
 
 
+class WatchedHTTPConnection(HTTPConnection):
+    """An HTTP connection whose socket is handed to the attempt's `SocketWatch` as soon as it exists."""
+
+    def __init__(self, *args, watch: SocketWatch, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.watch = watch
+
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        self.watch.add(sock)
+        return sock
+
+
+class WatchedHTTPSConnection(HTTPSConnection):
+    """The same for https (the TLS socket wraps the watched one, so shutting that ends both)."""
+
+    def __init__(self, *args, watch: SocketWatch, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.watch = watch
+
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        self.watch.add(sock)
+        return sock
+
+
 class PinnedAdapter(HTTPAdapter):
     """Connects to a checked IP address while TLS still presents and verifies the host name."""
 
-    def __init__(self, hostname: str):
+    def __init__(self, hostname: str, watch: SocketWatch):
         self.hostname = hostname
+        self.watch = watch
         super().__init__(max_retries=0)
 
     def build_connection_pool_key_attributes(self, request, verify, cert=None):
@@ -152,6 +177,12 @@ class PinnedAdapter(HTTPAdapter):
             pool_kwargs["server_hostname"] = self.hostname
             pool_kwargs["assert_hostname"] = self.hostname
         return host_params, pool_kwargs
+
+    def get_connection_with_tls_context(self, request, verify, proxies=None, cert=None):
+        pool = super().get_connection_with_tls_context(request, verify, proxies, cert)
+        pool.ConnectionCls = WatchedHTTPSConnection if pool.scheme == "https" else WatchedHTTPConnection
+        pool.conn_kw["watch"] = self.watch
+        return pool
 
 
 def pinned_url(target: Target) -> str:
@@ -166,27 +197,45 @@ def host_header(target: Target) -> str:
     return target.host if target.port == default else f"{target.host}:{target.port}"
 
 
-def open_response(target: Target, settings: Settings) -> requests.Response:
-    session = requests.Session()
-    session.trust_env = False  # no proxies from the environment: we connect where we checked
-    session.mount(f"{target.scheme}://", PinnedAdapter(target.host))
-    try:
-        return session.get(
-            pinned_url(target),
-            stream=True,
-            allow_redirects=False,
-            timeout=(settings.connect_timeout, settings.read_timeout),
-            verify=settings.ca_bundle or True,
-            headers={"Host": host_header(target), "User-Agent": USER_AGENT, "Accept": "image/*, text/html;q=0.5"},
-        )
-    except requests.Timeout as exc:
-        raise FetchError("timeout", f"timed out: {exc}", transient=True) from exc
-    except requests.exceptions.SSLError as exc:
-        raise FetchError("tls_error", f"TLS failed: {exc}") from exc
-    except requests.ConnectionError as exc:
-        raise FetchError("connection_error", f"cannot connect: {exc}", transient=True) from exc
-    except requests.RequestException as exc:
-        raise FetchError("fetch_error", str(exc)) from exc
+def timeout_error(deadline: Deadline) -> FetchError:
+    message = f"the download passed the attempt's deadline of {deadline.seconds:g} s"
+    return FetchError("timeout", message, transient=True)
+
+
+def request_error(exc: Exception, watch: SocketWatch) -> FetchError:
+    """What a failed request means; anything after the deadline shut the socket is a timeout."""
+    if watch.fired or watch.deadline.expired():
+        return timeout_error(watch.deadline)
+    if isinstance(exc, requests.Timeout):
+        return FetchError("timeout", f"timed out: {exc}", transient=True)
+    if isinstance(exc, requests.exceptions.SSLError):
+        return FetchError("tls_error", f"TLS failed: {exc}")
+    if isinstance(exc, requests.ConnectionError):
+        return FetchError("connection_error", f"cannot connect: {exc}", transient=True)
+    return FetchError("fetch_error", str(exc))
+
+
+@contextmanager
+def open_response(
+    target: Target, settings: Settings, deadline: Deadline
+) -> Iterator[tuple[requests.Response, SocketWatch]]:
+    """The response to one GET (status and headers read), its body still to stream, under the deadline."""
+    with SocketWatch(deadline) as watch, requests.Session() as session:
+        session.trust_env = False  # no proxies from the environment: we connect where we checked
+        session.mount(f"{target.scheme}://", PinnedAdapter(target.host, watch))
+        try:
+            response = session.get(
+                pinned_url(target),
+                stream=True,
+                allow_redirects=False,
+                timeout=(deadline.bound(settings.connect_timeout), deadline.bound(settings.read_timeout)),
+                verify=settings.ca_bundle or True,
+                headers={"Host": host_header(target), "User-Agent": USER_AGENT, "Accept": "image/*, text/html;q=0.5"},
+            )
+        except requests.RequestException as exc:
+            raise request_error(exc, watch) from exc
+        with response:
+            yield response, watch
 
 
 def status_error(response: requests.Response) -> FetchError:
@@ -200,29 +249,36 @@ def status_error(response: requests.Response) -> FetchError:
     )
 
 
-def fetch_image(url: str, settings: Settings, policy: FetchPolicy | None = None) -> Fetched:
-    """Download the image at `url` (or the image a post page names) under the limits in `settings`."""
+def fetch_image(
+    url: str, settings: Settings, policy: FetchPolicy | None = None, deadline: Deadline | None = None
+) -> Fetched:
+    """Download the image at `url` (or the image a post page names) under the limits in `settings`.
+
+    Every hop shares `deadline` (by default a fresh one of `settings.attempt_deadline`).
+    """
     policy = policy or FetchPolicy.from_settings(settings)
-    deadline = time.monotonic() + settings.connect_timeout + 2 * settings.read_timeout
-    fetched = fetch_once(url, settings, policy, deadline)
-    if not is_html(fetched.content_type):
-        return check_image_bytes(fetched)
-    image_url = page_image_url(fetched.content.decode("utf-8", "replace"), fetched.final_url)
-    if image_url is None:
-        raise FetchError("no_image_in_page", "the URL is a web page without an og:image or twitter:image")
-    image = fetch_once(
-        image_url, settings, policy, time.monotonic() + settings.connect_timeout + 2 * settings.read_timeout
-    )
+    deadline = deadline or Deadline(settings.attempt_deadline)
+    try:
+        fetched = fetch_once(url, settings, policy, deadline)
+        if not is_html(fetched.content_type):
+            return check_image_bytes(fetched)
+        image_url = page_image_url(fetched.content, fetched.final_url)
+        if image_url is None:
+            raise FetchError("no_image_in_page", "the URL is a web page without an og:image or twitter:image")
+        image = fetch_once(image_url, settings, policy, deadline)
+    except DeadlineExceeded:
+        raise timeout_error(deadline) from None
     if is_html(image.content_type):
         raise FetchError("not_an_image", "the page's og:image is itself a web page")
     return check_image_bytes(image)
 
 
-def fetch_once(url: str, settings: Settings, policy: FetchPolicy, deadline: float) -> Fetched:
+def fetch_once(url: str, settings: Settings, policy: FetchPolicy, deadline: Deadline) -> Fetched:
     """One resource, following redirects by hand; every hop is checked before connecting."""
     for _hop in range(settings.max_redirects + 1):
-        target = check_url(url, policy)
-        with open_response(target, settings) as response:
+        deadline.check("download")
+        target = check_url(url, policy, deadline)
+        with open_response(target, settings, deadline) as (response, watch):
             if response.status_code in REDIRECT_STATUSES and response.headers.get("Location"):
                 url = urljoin(url, response.headers["Location"])
                 continue
@@ -230,7 +286,7 @@ def fetch_once(url: str, settings: Settings, policy: FetchPolicy, deadline: floa
                 raise status_error(response)
             content_type = response.headers.get("Content-Type")
             limit = MAX_PAGE_BYTES if is_html(content_type) else settings.max_image_bytes
-            return Fetched(read_capped(response, limit, deadline), content_type, url)
+            return Fetched(read_capped(response, limit, watch), content_type, url)
     raise FetchError("too_many_redirects", f"more than {settings.max_redirects} redirects")
 
 
@@ -238,12 +294,39 @@ def is_html(content_type: str | None) -> bool:
     return bool(content_type) and content_type.split(";")[0].strip().lower() in HTML_TYPES
 
 
-def page_image_url(html: str, page_url: str) -> str | None:
-    """The absolute og:image (or twitter:image) URL a post page declares, if any."""
-    for tag in META_IMAGE.finditer(html):
-        content = META_CONTENT.search(tag.group(0))
-        if content:
-            return urljoin(page_url, unescape(content.group(1).strip()))
+META_TAG = re.compile(r"<meta(?=[\s/>])", re.IGNORECASE)
+META_KEY = re.compile(r"""\b(?:property|name)\s*=\s*(?:["']\s*)?([a-z:_]+)""", re.IGNORECASE)
+META_CONTENT = re.compile(r"""\bcontent\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""", re.IGNORECASE)
+MAX_TAG_CHARS = 4096  # a meta tag longer than this (a 2,048-character URL and then some) is not read
+
+
+def page_image_url(page: bytes | str, page_url: str) -> str | None:
+    """The absolute og:image (or twitter:image) URL a post page declares, if any.
+
+    A bounded scan, linear in the page: each `<meta` is read up to the next `>` (skipped if
+    that is over MAX_TAG_CHARS away), no character is read as part of two tags, and within
+    a tag each regular expression is searched once. No backtracking across the page.
+    """
+    html = page.decode("utf-8", "replace") if isinstance(page, bytes) else page
+    next_close, resume = -1, 0
+    for tag in META_TAG.finditer(html):
+        start = tag.end()
+        if start < resume:
+            continue  # inside the tag just read
+        if next_close < start:
+            next_close = html.find(">", start)
+            if next_close < 0:
+                return None  # no tag closes after this point
+        if next_close - start > MAX_TAG_CHARS:
+            continue
+        attributes, resume = html[start:next_close], next_close
+        key = META_KEY.search(attributes)
+        if key is None or key.group(1).lower() not in META_IMAGE_KEYS:
+            continue
+        content = META_CONTENT.search(attributes)
+        value = next((group for group in content.groups() if group), "").strip() if content else ""
+        if value:
+            return urljoin(page_url, unescape(value))
     return None
 
 
@@ -254,11 +337,11 @@ def check_image_bytes(fetched: Fetched) -> Fetched:
     raise FetchError("not_an_image", f"the data is not an image (Content-Type {fetched.content_type or 'missing'})")
 
 
-def read_capped(response: requests.Response, limit: int, deadline: float) -> bytes:
-    """The body, refusing more than `limit` bytes and anything past the overall deadline.
+def read_capped(response: requests.Response, limit: int, watch: SocketWatch) -> bytes:
+    """The body, refusing more than `limit` bytes (after decompression) and anything past the deadline.
 
-    `read1` returns whatever has arrived, so a server trickling bytes cannot hold us past
-    the deadline by more than one read timeout.
+    `read1` returns whatever has arrived; a trickle that outlasts the deadline has its socket
+    shut by `watch`, which ends the read at once.
     """
     declared = response.headers.get("Content-Length", "")
     if declared.isdigit() and int(declared) > limit:
@@ -269,13 +352,17 @@ def read_capped(response: requests.Response, limit: int, deadline: float) -> byt
             body.extend(chunk)
             if len(body) > limit:
                 raise FetchError("too_large", f"the body exceeds the limit of {limit:,} bytes")
-            if time.monotonic() > deadline:
-                raise FetchError("timeout", "download took longer than the overall deadline", transient=True)
+            if watch.deadline.expired():
+                raise timeout_error(watch.deadline)
     except FetchError:
         raise
     except Exception as exc:  # requests', urllib3's and socket errors all mean the download broke
+        if watch.fired or watch.deadline.expired():
+            raise timeout_error(watch.deadline) from exc
         code = "timeout" if "timed out" in str(exc).lower() else "connection_error"
         raise FetchError(code, f"download interrupted: {exc}", transient=True) from exc
+    if watch.fired:  # the socket was shut at the deadline and the read saw an end of stream
+        raise timeout_error(watch.deadline)
     if not body:
         raise FetchError("empty_body", "the server sent no data")
     return bytes(body)

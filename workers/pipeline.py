@@ -1,5 +1,11 @@
 """What a worker does with one image, as plain functions a test can call without Celery.
 
+Each attempt has one deadline (`settings.attempt_deadline`) over everything the image's
+source can slow down: the download (every hop), decoding and analysis. The fetcher and the
+decoder enforce it themselves; `attempt_alarm` interrupts whatever still runs a moment past
+it (in the main thread, so under the solo pool too). A decode cut short is `too_complex`,
+anything else past the deadline `timeout`.
+
 State changes are short transactions that lock the image row: claim (`processing`),
 then either the faces, preview and `done` in one transaction (replacing whatever an
 earlier attempt wrote, so redelivery never duplicates faces), or `failed` with a reason
@@ -23,6 +29,7 @@ from sqlalchemy.orm import Session
 from db import DONE, FAILED, PREVIEW, PROCESSING, QUEUED, UPLOAD, UPLOAD_URL_PREFIX, Database, Face, Image, ImageFile
 from db.schema import utcnow
 from socialfer.settings import Settings
+from workers.deadline import Deadline, DeadlineExceeded, attempt_alarm
 from workers.fetch import Fetched, FetchError, fetch_image
 from workers.imaging import DecodeError, decode_image, encode_preview
 
@@ -112,10 +119,10 @@ def retry_delay(attempt: int, settings: Settings, retry_after: float | None = No
     return min(delay, settings.retry_max_delay)
 
 
-def load_source(image: Image, ctx: WorkerContext) -> Fetched:
-    """The image's bytes: downloaded from its URL, or an uploaded file waiting in the database."""
+def load_upload(image: Image, ctx: WorkerContext) -> Fetched | None:
+    """An uploaded file's bytes, waiting in the database; None for an image with a URL to fetch."""
     if not image.url.startswith(UPLOAD_URL_PREFIX):
-        return fetch_image(image.url, ctx.settings)
+        return None
     with ctx.database.session() as session:
         upload = session.get(ImageFile, (image.id, UPLOAD))
         if upload is None:
@@ -159,28 +166,46 @@ def record_success(
         image.finished_at = finished
 
 
+def record_attempt_failure(ctx: WorkerContext, image: Image, exc: FetchError | DecodeError) -> Outcome:
+    """`failed` with the error's code, or `queued` again for a transient failure with attempts left."""
+    if isinstance(exc, FetchError) and exc.transient and image.attempts < ctx.settings.max_attempts:
+        record_failure(ctx.database, image.id, exc.code, exc.message, retry=True)
+        return Outcome(RETRY, retry_delay(image.attempts, ctx.settings, exc.retry_after))
+    record_failure(ctx.database, image.id, exc.code, exc.message)
+    return Outcome(FAILED)
+
+
 def process_image(image_id: int, ctx: WorkerContext) -> Outcome:
     """Fetch, decode, analyse and store one image."""
     image = claim(ctx.database, image_id)
     if image is None:
         return Outcome(SKIPPED)
+    stage = "download"
     try:
+        ctx.analyzer  # noqa: B018 - loaded before the clock starts: the models are the worker's, not the image's
         started = time.perf_counter()
-        fetched = load_source(image, ctx)
-        fetched_at = time.perf_counter()
-        rgb = decode_image(fetched.content)
-        faces = ctx.analyzer.analyze(rgb)
-        finished = time.perf_counter()
-        preview = encode_preview(rgb, ctx.settings.preview_max_side)
-    except FetchError as exc:
-        if exc.transient and image.attempts < ctx.settings.max_attempts:
-            record_failure(ctx.database, image_id, exc.code, exc.message, retry=True)
-            return Outcome(RETRY, retry_delay(image.attempts, ctx.settings, exc.retry_after))
-        record_failure(ctx.database, image_id, exc.code, exc.message)
-        return Outcome(FAILED)
-    except DecodeError as exc:
-        record_failure(ctx.database, image_id, exc.code, exc.message)
-        return Outcome(FAILED)
+        fetched = load_upload(image, ctx)  # a database read, outside the alarm
+        deadline = Deadline(ctx.settings.attempt_deadline)
+        with attempt_alarm(deadline, lambda: stage):
+            if fetched is None:
+                fetched = fetch_image(image.url, ctx.settings, deadline=deadline)
+            fetched_at = time.perf_counter()
+            stage = "decode"
+            rgb = decode_image(fetched.content, deadline)
+            stage = "analysis"
+            deadline.check(stage)
+            faces = ctx.analyzer.analyze(rgb)
+            finished = time.perf_counter()
+            preview = encode_preview(rgb, ctx.settings.preview_max_side)
+    except DeadlineExceeded as exc:
+        late: FetchError | DecodeError = (
+            DecodeError("too_complex", f"decoding did not finish within the {exc.seconds:g} s deadline")
+            if exc.stage == "decode"
+            else FetchError("timeout", str(exc), transient=True)
+        )
+        return record_attempt_failure(ctx, image, late)
+    except (FetchError, DecodeError) as exc:
+        return record_attempt_failure(ctx, image, exc)
     except OperationalError:
         raise  # the database, not the image, is at fault: the task retries
     except Exception as exc:
