@@ -11,6 +11,7 @@ from flask import Flask
 from api import auth, batches, docs, faces, health, images, pages, queue, stats, uploads
 from api.context import SETTINGS_KEY
 from api.errors import register_error_handlers
+from api.guards import register_input_guards
 from api.params import IdConverter
 from db import Database
 from socialfer.settings import Settings, load_settings
@@ -36,6 +37,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     celery_init_app(app, settings)
     register_error_handlers(app)
     app.before_request(auth.require_api_key)
+    register_input_guards(app)  # after the key check: an anonymous body is not even parsed
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
     return app

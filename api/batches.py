@@ -11,12 +11,13 @@ from sqlalchemy import delete, insert
 
 from api.context import celery, database, settings
 from api.errors import ApiError
-from api.params import choice_arg, int_arg, page_size_arg, window_args
+from api.params import choice_arg, int_arg, page_size_arg, text_problem, window_args
 from api.platforms import infer_platform
 from api.serialize import batch_json, image_json
-from db import IMAGE_STATES, PLATFORMS, QUEUED, UPLOAD, Batch, Image, ImageFile
+from db import IMAGE_STATES, PLATFORMS, QUEUED, Batch, Image
 from db.queries import batch_counts, images_page, latest_batches
 from db.schema import utcnow
+from db.upload_store import UploadQueueFull, UploadStream, reserve_upload_bytes, store_upload
 from socialfer.settings import Settings
 from workers.celery_app import publish_images
 
@@ -27,19 +28,11 @@ URL_SCHEMES = ("http", "https")
 
 
 @dataclass(frozen=True)
-class UploadedFile:
-    """An image sent as a file: stored with its image row, read back by the worker."""
-
-    data: bytes
-    content_type: str
-
-
-@dataclass(frozen=True)
 class NewBatch:
     urls: list[str]
     platform: str | None
     name: str | None
-    files: list[UploadedFile] = field(default_factory=list)  # for uploads: one per URL, in order
+    files: list[UploadStream] = field(default_factory=list)  # for uploads: one per URL, in order
 
 
 def url_problem(url: object, max_length: int) -> str | None:
@@ -50,6 +43,8 @@ def url_problem(url: object, max_length: int) -> str | None:
         return f"longer than {max_length} characters"
     if any(ord(char) <= 0x20 or ord(char) == 0x7F for char in url):
         return "contains whitespace or control characters"
+    if problem := text_problem(url):
+        return problem
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError for a malformed port
@@ -88,13 +83,20 @@ def parse_name(name: Any) -> str | None:
     """A batch label; blank means none."""
     if name is not None and (not isinstance(name, str) or len(name) > MAX_NAME_LENGTH):
         raise ApiError(400, "invalid_name", f"name: must be a string of at most {MAX_NAME_LENGTH} characters")
+    if name is not None and (problem := text_problem(name)):
+        raise ApiError(400, "invalid_name", f"name: {problem}")
     return (name or "").strip() or None
 
 
 def store_batch(new: NewBatch) -> tuple[int, list[int]]:
-    """The batch, its images and any uploaded bytes in one transaction; returns the ids in URL order."""
+    """The batch, its images and any uploaded bytes in one transaction; returns the ids in URL order.
+
+    Uploads are refused with a 507 when they would take the queued uploads over their bound.
+    """
     created = utcnow()
     with database().session() as session:
+        if new.files:
+            reserve_queued_uploads(session, sum(file.size for file in new.files))
         batch = Batch(name=new.name, platform=new.platform, total=len(new.urls), created_at=created)
         session.add(batch)
         session.flush()
@@ -109,19 +111,20 @@ def store_batch(new: NewBatch) -> tuple[int, list[int]]:
             for url in new.urls
         ]
         image_ids = session.scalars(insert(Image).returning(Image.id, sort_by_parameter_order=True), rows).all()
+        for image_id, file in zip(image_ids, new.files, strict=False):
+            store_upload(session, image_id, file, created)
         if new.files:
-            files = [
-                {
-                    "image_id": image_id,
-                    "kind": UPLOAD,
-                    "content_type": file.content_type,
-                    "data": file.data,
-                    "created_at": created,
-                }
-                for image_id, file in zip(image_ids, new.files, strict=True)
-            ]
-            session.execute(insert(ImageFile), files)
+            reserve_queued_uploads(session, 0)  # again, with ours written: two uploads at once cannot both slip in
         return batch.id, list(image_ids)
+
+
+def reserve_queued_uploads(session, adding: int) -> None:
+    limit = settings().max_queued_upload_bytes
+    try:
+        reserve_upload_bytes(session, adding, limit)
+    except UploadQueueFull as exc:
+        message = f"{exc}; nothing was stored, retry when the workers have caught up"
+        raise ApiError(507, "upload_queue_full", message) from None
 
 
 def delete_batch(batch_id: int) -> None:

@@ -35,7 +35,8 @@ def error_response(status: int, code: str, message: str, headers: dict[str, str]
 
 def http_error_code(exc: HTTPException) -> str:
     status = exc.code or 500
-    return HTTP_CODES.get(status) or re.sub(r"[^a-z0-9]+", "_", (exc.name or "error").lower()).strip("_")
+    derived = re.sub(r"[^a-z0-9]+", "_", (exc.name or "error").lower()).strip("_")
+    return getattr(exc, "api_code", None) or HTTP_CODES.get(status) or derived
 
 
 def handle_api_error(exc: ApiError) -> Response:

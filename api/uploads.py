@@ -1,20 +1,26 @@
 """Photos sent from the analyst's computer: one batch through the same queue as URLs.
 
 The bytes wait in the database (`image_files`, kind "upload") so any worker on any host
-can read them; the image's URL is `upload:<file name>`.
+can read them; the image's URL is `upload:<file name>`. No file is held whole in memory:
+each part is spooled to a temporary file past `SPOOL_BYTES`, judged by its first bytes and
+its size, and copied into the database a block at a time (`db.upload_store`).
 """
 
 from __future__ import annotations
+
+from tempfile import SpooledTemporaryFile
+from typing import BinaryIO
 
 from flask import Blueprint, Response, request
 from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.utils import secure_filename
 
-from api.batches import MAX_NAME_LENGTH, NewBatch, UploadedFile, accept_batch, parse_name, parse_platform
+from api.batches import MAX_NAME_LENGTH, NewBatch, accept_batch, parse_name, parse_platform
 from api.context import settings
 from api.errors import ApiError
 from db import UPLOAD_URL_PREFIX
+from db.upload_store import UploadStream
 from socialfer.settings import Settings
 from workers.formats import SNIFF_BYTES, sniff_image_type
 
@@ -24,6 +30,7 @@ MIB = 1024 * 1024
 MAX_UPLOAD_REQUEST = 256 * MIB  # one request's body, whatever the per-file and per-batch limits allow
 PART_OVERHEAD = 1024  # multipart headers and boundary around each file
 FORM_FIELDS = 8  # parts besides the files: platform, name, and slack for what browsers add
+SPOOL_BYTES = 64 * 1024  # an uploaded part larger than this waits on disk, not in memory
 
 
 def upload_limit(config: Settings) -> int:
@@ -37,16 +44,23 @@ def upload_url(filename: str | None, index: int) -> str:
     return UPLOAD_URL_PREFIX + name
 
 
-def read_upload(storage: FileStorage, index: int, max_bytes: int) -> UploadedFile:
-    """The file's bytes, refused early when too large, empty or not an image the worker can decode."""
+def read_upload(storage: FileStorage, index: int, max_bytes: int) -> UploadStream:
+    """The file's spool, refused early when too large, empty or not an image the worker can decode."""
     label = f"files[{index}] ({(storage.filename or 'unnamed')[:100]})"
-    data = storage.stream.read(max_bytes + 1)
-    if len(data) > max_bytes:
+    stream = storage.stream
+    size = stream.seek(0, 2)
+    if size > max_bytes:
         raise ApiError(413, "file_too_large", f"{label}: larger than the {max_bytes} bytes allowed per image")
-    content_type = sniff_image_type(data[:SNIFF_BYTES])
+    stream.seek(0)
+    content_type = sniff_image_type(stream.read(SNIFF_BYTES))
     if content_type is None:
         raise ApiError(400, "invalid_file", f"{label}: not a JPEG, PNG, GIF, WebP or BMP image")
-    return UploadedFile(data=data, content_type=content_type)
+    return UploadStream(stream=stream, size=size, content_type=content_type)
+
+
+def spooled_file_stream(*_args, **_kwargs) -> BinaryIO:
+    """Werkzeug's stream factory for file parts, with a smaller in-memory spool than its 500 KB."""
+    return SpooledTemporaryFile(max_size=SPOOL_BYTES, mode="rb+")  # type: ignore[return-value]
 
 
 def form_files(config: Settings) -> list[FileStorage]:
@@ -54,6 +68,7 @@ def form_files(config: Settings) -> list[FileStorage]:
     limit = upload_limit(config)
     request.max_content_length = limit
     request.max_form_parts = config.max_batch_urls + FORM_FIELDS
+    request._get_file_stream = spooled_file_stream  # werkzeug documents this hook for overriding
     try:
         return request.files.getlist("files")
     except RequestEntityTooLarge:

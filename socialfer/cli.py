@@ -112,7 +112,7 @@ def migrate() -> None:
 def serve(host: str, port: int, http_workers: int, with_worker: bool | None) -> None:
     """Run the API (gunicorn); on the embedded default also a worker, so nothing else is needed."""
     from db.migrate import upgrade
-    from socialfer.server import GunicornServer, start_worker_process
+    from socialfer.server import GunicornServer, gunicorn_options, start_worker_process
 
     settings = load_settings()
     if settings.database_url.startswith("sqlite"):
@@ -123,16 +123,7 @@ def serve(host: str, port: int, http_workers: int, with_worker: bool | None) -> 
         f"socialfer is serving on http://{host}:{port}/ (data: {redact(settings.database_url)}, "
         f"broker: {redact(settings.broker_url)})"
     )
-    GunicornServer(
-        "api:create_app()",
-        {
-            "bind": f"{host}:{port}",
-            "workers": http_workers,
-            "threads": 4,
-            "accesslog": "-",
-            "loglevel": "warning",
-        },
-    ).run()
+    GunicornServer("api:create_app()", gunicorn_options(f"{host}:{port}", http_workers)).run()
 
 
 @main.command()

@@ -296,6 +296,8 @@ class HostileServer:
 
 @contextmanager
 def hostile_server(trickle_interval: float = 0.5, trickle_for: float = 600.0) -> Iterator[HostileServer]:
+    for make in FILES.values():  # made (and cached) before serving: a slow first answer would look like a timeout
+        make()
     server = HostileServer(trickle_interval, trickle_for)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

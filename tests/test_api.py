@@ -688,7 +688,7 @@ def test_healthz(client: FlaskClient) -> None:
     response = client.get("/healthz")
 
     assert response.status_code == 200
-    assert response.get_json() == {"status": "ok", "database": "ok"}
+    assert response.get_json() == {"status": "ok", "database": "ok", "broker": "ok"}
 
 
 def test_healthz_reports_a_dead_database(make_client: ClientFactory) -> None:
@@ -697,7 +697,7 @@ def test_healthz_reports_a_dead_database(make_client: ClientFactory) -> None:
     response = client.get("/healthz")
 
     assert response.status_code == 503
-    assert response.get_json() == {"status": "error", "database": "error"}
+    assert response.get_json() == {"status": "error", "database": "error", "broker": "ok"}
 
 
 def openapi_path(rule: str) -> str:

@@ -35,8 +35,8 @@ def examples(shared_data: Path):
 def wait_for_api(base: str) -> None:
     def healthy() -> bool:
         try:
-            return requests.get(f"{base}/healthz", timeout=2).status_code == 200
-        except requests.ConnectionError:
+            return requests.get(f"{base}/healthz", timeout=5).status_code == 200
+        except requests.RequestException:  # not listening yet, or busy starting (a worker loads TensorFlow beside it)
             return False
 
     wait_until(healthy, timeout=90, what=f"{base}/healthz")
