@@ -15,6 +15,7 @@ gunicorn's gevent worker; `waitress` is waitress with its defaults (4 threads, b
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import socket
 import statistics
@@ -68,10 +69,8 @@ def slow_client(port: int, opened: threading.Barrier, stop: threading.Event) -> 
         opened.abort()
         return
     with sock:
-        try:
+        with contextlib.suppress(threading.BrokenBarrierError):
             opened.wait(timeout=60)
-        except threading.BrokenBarrierError:
-            pass
         while not stop.wait(1.0):
             try:
                 sock.sendall(b"X")
@@ -112,10 +111,8 @@ def measure(name: str, clients: int) -> str:
             ]
             for thread in threads:
                 thread.start()
-            try:
+            with contextlib.suppress(threading.BrokenBarrierError):
                 opened.wait(timeout=60)
-            except threading.BrokenBarrierError:
-                pass
             time.sleep(2)  # every slow client has sent a few bytes
             loaded = [healthz_seconds(base) for _ in range(10)]
         finally:

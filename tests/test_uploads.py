@@ -3,16 +3,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import os
+import tracemalloc
+from tempfile import SpooledTemporaryFile
 from typing import Any
 
 import pytest
 import redis
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
+from api import create_app
 from api.uploads import sniff_image_type
-from db import QUEUED, UPLOAD, Database, Image, ImageFile
+from db import QUEUED, UPLOAD, Batch, Database, Image, ImageFile
+from db.schema import utcnow
+from db.upload_store import UploadStream, store_upload
+from socialfer.settings import load_settings
 from tests.factories import jpeg_bytes
 from tests.test_api import (  # noqa: F401 - fixtures
     DEAD_BROKER,
@@ -164,3 +172,68 @@ def test_uploads_need_a_key_when_keys_are_configured(make_client: ClientFactory,
 )
 def test_sniff_image_type(head: bytes, content_type: str | None) -> None:
     assert sniff_image_type(head) == content_type
+
+
+# --- streaming and the bound on queued uploads -------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["postgres", "sqlite"])
+def test_a_file_is_copied_into_the_database_without_a_whole_copy_in_memory(
+    request: pytest.FixtureRequest, backend: str
+) -> None:
+    database = (
+        request.getfixturevalue("pg_database")
+        if backend == "postgres"
+        else Database(request.getfixturevalue("sqlite_url"))
+    )
+    data = JPEG + os.urandom(16 * 1024 * 1024)
+    with SpooledTemporaryFile(max_size=64 * 1024) as spool, database.session() as session:
+        spool.write(data)
+        upload_file = UploadStream(stream=spool, size=len(data), content_type="image/jpeg")
+        batch = Batch(total=1)
+        image = Image(batch=batch, url="upload:big.jpg", platform="other", status=QUEUED)
+        session.add(image)
+        session.flush()
+        tracemalloc.start()
+        store_upload(session, image.id, upload_file, utcnow())
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        image_id = image.id
+    with database.session() as session:
+        assert session.get(ImageFile, (image_id, UPLOAD)).data == data
+    assert peak < len(data) // 2, f"{peak:,} bytes allocated to store {len(data):,}"
+
+
+def test_queued_uploads_are_bounded_and_room_returns_as_workers_finish(
+    make_client: ClientFactory, pg_database: Database, broker: redis.Redis
+) -> None:
+    client = make_client(max_queued_upload_bytes=2 * len(JPEG) + 10)
+    assert upload(client, [(JPEG, "a.jpg"), (JPEG, "b.jpg")]).status_code == 202
+
+    assert_error(upload(client, [(JPEG, "c.jpg")]), 507, "upload_queue_full", "queued uploads hold")
+    assert stored(pg_database) == (1, 2) and stored_files(pg_database) == 2
+    assert broker.llen(QUEUE) == 2
+
+    with pg_database.session() as session:  # a worker finished one: its upload row is gone
+        session.execute(
+            delete(ImageFile).where(ImageFile.image_id == select(func.min(ImageFile.image_id)).scalar_subquery())
+        )
+    assert upload(client, [(JPEG, "c.jpg")]).status_code == 202
+
+
+def test_the_bound_holds_on_the_embedded_default(tmp_path, sqlite_url: str) -> None:
+    config = dataclasses.replace(
+        load_settings(),
+        database_url=sqlite_url,
+        broker_url="filesystem://",
+        data_dir=tmp_path,
+        api_keys=(),
+        max_queued_upload_bytes=len(JPEG) + 10,
+    )
+    app = create_app(config)
+    client = app.test_client()
+    assert upload(client, [(JPEG, "a.jpg")]).status_code == 202
+    assert_error(upload(client, [(JPEG, "b.jpg")]), 507, "upload_queue_full")
+    with app.extensions["db"].session() as session:
+        assert session.scalars(select(ImageFile.data)).all() == [JPEG]
+    app.extensions["db"].dispose()
