@@ -3,9 +3,11 @@
 They live here, at the edge, so they hold whatever validates the fields later:
 - JSON nested deeper than `MAX_JSON_DEPTH` is refused (a body of 100,000 `[` made the
   parser raise RecursionError, a 500);
-- text that no database can store — NUL (Postgres refuses it) and lone surrogates
-  (`\\ud800`, not encodable as UTF-8) — is refused anywhere in the body, keys included.
-Each is a 400 `invalid_json` naming the place (`$.urls[3]`).
+- lone surrogates (`\\ud800`: not Unicode, so neither UTF-8 nor any database can hold them)
+  are refused anywhere in the body, keys included.
+Each is a 400 `invalid_json` naming the place (`$.urls[3]`). NUL, which is valid JSON text
+but which Postgres cannot store, is refused by the fields that are stored (`invalid_name`,
+`invalid_url`), so an unknown field holding one is ignored like any unknown field.
 """
 
 from __future__ import annotations
@@ -15,9 +17,17 @@ from typing import Any
 from flask import Flask, request
 
 from api.errors import ApiError
-from api.params import text_problem
 
 MAX_JSON_DEPTH = 32  # the API's own bodies nest 2 deep
+LONE_SURROGATE = "contains a lone surrogate, which is not valid Unicode"
+
+
+def is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def json_problem(body: Any) -> str | None:
@@ -29,15 +39,13 @@ def json_problem(body: Any) -> str | None:
             return f"{where}: nested deeper than {MAX_JSON_DEPTH} levels"
         if isinstance(value, dict):
             for key, item in value.items():
-                if problem := text_problem(key):
-                    return f"{where}: a key {problem}"
+                if not is_unicode(key):
+                    return f"{where}: a key {LONE_SURROGATE}"
                 pending.append((item, f"{where}.{key}", depth + 1))
         elif isinstance(value, list):
             pending.extend((item, f"{where}[{index}]", depth + 1) for index, item in enumerate(value))
-        elif isinstance(value, str) and "\x00" in value:
-            return f"{where}: contains U+0000, which cannot be stored"
-        elif isinstance(value, str) and (problem := text_problem(value)) and "surrogate" in problem:
-            return f"{where}: {problem}"
+        elif isinstance(value, str) and not is_unicode(value):
+            return f"{where}: {LONE_SURROGATE}"
     return None
 
 

@@ -55,13 +55,13 @@ class IdConverter(IntegerConverter):
 
 
 def text_problem(value: str) -> str | None:
-    """Why a string cannot be stored as text (NUL and other control characters, lone surrogates), or None."""
-    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in value):
-        return "contains a control character"
+    """Why a string cannot be stored as text, or None: NUL (Postgres refuses it), lone surrogates (not UTF-8)."""
+    if "\x00" in value:
+        return "contains U+0000, which cannot be stored"
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        return "contains a lone surrogate, which is not valid Unicode"
+        return "contains a lone surrogate, which is not valid Unicode"  # kept for form fields, which skip the guard
     return None
 
 

@@ -9,7 +9,7 @@ gives (defaults: connect 5 s, read 15 s) and private URLs allowed. The analyzer 
 faces and loads no model, so the figures are what the source costs on top of a worker's
 resident models. A case still running after `--cap` seconds is killed and shown as `> cap`.
 Prints one line per case: the code the attempt ended with, its wall time, and the child's
-peak RSS (ru_maxrss) beside its RSS before the attempt.
+peak RSS (VmHWM) beside its RSS before the attempt.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -35,9 +34,10 @@ class NoFaces:
         return []
 
 
-def rss_mb() -> float:
+def status_mb(field: str) -> float:
+    """VmRSS (now) or VmHWM (peak) of this process; unlike ru_maxrss, VmHWM starts afresh at exec."""
     with open("/proc/self/status") as status:
-        line = next(line for line in status if line.startswith("VmRSS:"))
+        line = next(line for line in status if line.startswith(field + ":"))
     return int(line.split()[1]) / 1024
 
 
@@ -66,7 +66,7 @@ def one_attempt(url: str, upload: bytes | None) -> dict:
         image_id = image.id
     del upload
     context = WorkerContext(settings, database, analyzer_factory=NoFaces)
-    before = rss_mb()
+    before = status_mb("VmRSS")
     started = time.monotonic()
     outcome = process_image(image_id, context)
     seconds = time.monotonic() - started
@@ -78,7 +78,7 @@ def one_attempt(url: str, upload: bytes | None) -> dict:
         "code": code,
         "seconds": round(seconds, 2),
         "rss_before_mb": round(before),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "peak_rss_mb": round(status_mb("VmHWM")),
     }
 
 
@@ -86,7 +86,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cap", type=float, default=60.0, help="seconds before a case is killed")
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between trickled bytes")
-    parser.add_argument("--only", default=None, help="run only the case whose name contains this")
+    parser.add_argument("--only", default=None, help="run only the cases whose name contains this")
+    parser.add_argument("--skip", default=None, help="leave out the cases whose name contains this")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--upload-file", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -102,7 +103,7 @@ def main() -> None:
         tempfile.TemporaryDirectory() as tmp,
     ):
         for case in CASES:
-            if args.only and args.only not in case.name:
+            if (args.only and args.only not in case.name) or (args.skip and args.skip in case.name):
                 continue
             command = [sys.executable, __file__]
             if case.path.startswith("upload:"):

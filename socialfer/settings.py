@@ -42,7 +42,7 @@ class Settings:
     max_image_bytes: int = 20 * 1024 * 1024
     connect_timeout: float = 5.0
     read_timeout: float = 15.0
-    attempt_deadline: float = 60.0  # seconds for one attempt at an image: every hop, decoding and analysis
+    attempt_deadline: float = 40.0  # seconds for one attempt at an image: every hop, decoding and analysis
     max_queued_upload_bytes: int = 1024**3  # bytes that uploads waiting for a worker may occupy in the database
     max_redirects: int = 5
     page_size: int = 50
@@ -81,7 +81,7 @@ def load_settings() -> Settings:
         max_image_bytes=env_int("SOCIALFER_MAX_IMAGE_BYTES", 20 * 1024 * 1024),
         connect_timeout=env_float("SOCIALFER_CONNECT_TIMEOUT", 5.0),
         read_timeout=env_float("SOCIALFER_READ_TIMEOUT", 15.0),
-        attempt_deadline=env_float("SOCIALFER_ATTEMPT_DEADLINE", 60.0),
+        attempt_deadline=env_float("SOCIALFER_ATTEMPT_DEADLINE", 40.0),
         max_queued_upload_bytes=env_int("SOCIALFER_MAX_QUEUED_UPLOAD_BYTES", 1024**3),
         preview_max_side=env_int("SOCIALFER_PREVIEW_MAX_SIDE", 640),
         preview_retention_days=env_int("SOCIALFER_PREVIEW_RETENTION_DAYS", 30),
