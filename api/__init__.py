@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from api import auth, batches, docs, faces, health, images, pages, queue, stats, uploads
+from api import auth, batches, docs, faces, health, images, metrics, pages, queue, stats, uploads
 from api.context import SETTINGS_KEY
 from api.errors import register_error_handlers
 from api.params import IdConverter
@@ -35,6 +35,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["db"] = Database(settings.database_url)
     celery_init_app(app, settings)
     register_error_handlers(app)
+    metrics.init_app(app)  # first, so its timer covers the other hooks
     app.before_request(auth.require_api_key)
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)

@@ -15,6 +15,7 @@ from api.params import choice_arg, int_arg, page_size_arg, window_args
 from api.platforms import infer_platform
 from api.serialize import batch_json, image_json
 from db import IMAGE_STATES, PLATFORMS, QUEUED, UPLOAD, Batch, Image, ImageFile
+from db.callbacks import WAITING
 from db.queries import batch_counts, images_page, latest_batches
 from db.schema import utcnow
 from socialfer.settings import Settings
@@ -40,6 +41,7 @@ class NewBatch:
     platform: str | None
     name: str | None
     files: list[UploadedFile] = field(default_factory=list)  # for uploads: one per URL, in order
+    callback_url: str | None = None  # POSTed the batch's summary when it ends (workers/webhooks.py)
 
 
 def url_problem(url: object, max_length: int) -> str | None:
@@ -75,13 +77,32 @@ def parse_new_batch(body: Any, config: Settings) -> NewBatch:
         problem = url_problem(url, config.max_url_length)
         if problem:
             raise ApiError(400, "invalid_url", f"urls[{index}]: {problem}")
-    return NewBatch(urls=urls, platform=parse_platform(body.get("platform")), name=parse_name(body.get("name")))
+    return NewBatch(
+        urls=urls,
+        platform=parse_platform(body.get("platform")),
+        name=parse_name(body.get("name")),
+        callback_url=parse_callback_url(body.get("callback_url"), config),
+    )
 
 
 def parse_platform(platform: Any) -> str | None:
     if platform is not None and platform not in PLATFORMS:
         raise ApiError(400, "invalid_platform", f"platform: must be one of {', '.join(PLATFORMS)}")
     return platform
+
+
+def parse_callback_url(url: Any, config: Settings) -> str | None:
+    """An http(s) URL to POST the batch's signed summary to; needs the server's webhook secret."""
+    if url is None or url == "":
+        return None
+    problem = url_problem(url, config.max_url_length)
+    if problem:
+        raise ApiError(400, "invalid_callback_url", f"callback_url: {problem}")
+    if not config.webhook_secret:
+        raise ApiError(
+            400, "invalid_callback_url", "callback_url: this server has no SOCIALFER_WEBHOOK_SECRET to sign with"
+        )
+    return url
 
 
 def parse_name(name: Any) -> str | None:
@@ -96,6 +117,8 @@ def store_batch(new: NewBatch) -> tuple[int, list[int]]:
     created = utcnow()
     with database().session() as session:
         batch = Batch(name=new.name, platform=new.platform, total=len(new.urls), created_at=created)
+        if new.callback_url:
+            batch.callback_url, batch.callback_state = new.callback_url, WAITING
         session.add(batch)
         session.flush()
         rows = [

@@ -11,7 +11,15 @@ from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.utils import secure_filename
 
-from api.batches import MAX_NAME_LENGTH, NewBatch, UploadedFile, accept_batch, parse_name, parse_platform
+from api.batches import (
+    MAX_NAME_LENGTH,
+    NewBatch,
+    UploadedFile,
+    accept_batch,
+    parse_callback_url,
+    parse_name,
+    parse_platform,
+)
 from api.context import settings
 from api.errors import ApiError
 from db import UPLOAD_URL_PREFIX
@@ -82,5 +90,6 @@ def create_upload() -> tuple[Response, int, dict[str, str]]:
         platform=parse_platform(request.form.get("platform") or None),
         name=parse_name(request.form.get("name")),
         files=uploads,
+        callback_url=parse_callback_url(request.form.get("callback_url"), config),
     )
     return accept_batch(new)

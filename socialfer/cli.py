@@ -112,13 +112,19 @@ def migrate() -> None:
 def serve(host: str, port: int, http_workers: int, with_worker: bool | None) -> None:
     """Run the API (gunicorn); on the embedded default also a worker, so nothing else is needed."""
     from db.migrate import upgrade
+    from socialfer.exposure import open_api_refusal
+    from socialfer.prometheus import mark_process_dead, prepare_multiprocess_dir
     from socialfer.server import GunicornServer, start_worker_process
 
     settings = load_settings()
+    refusal = open_api_refusal(host, settings)
+    if refusal:
+        raise click.ClickException(refusal)
     if settings.database_url.startswith("sqlite"):
         upgrade(settings.database_url)  # the embedded default sets itself up
     if with_worker if with_worker is not None else settings.embedded_broker:
         start_worker_process()
+    prepare_multiprocess_dir("api")  # after the worker started: it keeps metrics of its own
     click.echo(
         f"socialfer is serving on http://{host}:{port}/ (data: {redact(settings.database_url)}, "
         f"broker: {redact(settings.broker_url)})"
@@ -131,6 +137,7 @@ def serve(host: str, port: int, http_workers: int, with_worker: bool | None) -> 
             "threads": 4,
             "accesslog": "-",
             "loglevel": "warning",
+            "child_exit": lambda _server, gunicorn_worker: mark_process_dead(gunicorn_worker.pid),
         },
     ).run()
 
@@ -146,10 +153,17 @@ def serve(host: str, port: int, http_workers: int, with_worker: bool | None) -> 
 @click.option("--loglevel", default="INFO", show_default=True)
 def worker(concurrency: int | None, loglevel: str) -> None:
     """Run a Celery worker that analyses queued images."""
+    from celery.signals import setup_logging
+
+    from socialfer.prometheus import prepare_multiprocess_dir
+
+    prepare_multiprocess_dir("worker")  # before prometheus_client is imported (workers.tasks)
     from workers.celery_app import QUEUE, make_celery
+    from workers.logs import configure_logging
 
     concurrency = concurrency or os.cpu_count() or 1
     settings = load_settings()
+    setup_logging.connect(lambda **_: configure_logging(settings.log_format, loglevel.upper()), weak=False)
     app = make_celery(settings)
     app.conf.worker_concurrency = concurrency  # also sizes each process's TensorFlow threads (workers.tasks)
     app.set_current()
@@ -215,6 +229,10 @@ def submit(
         click.echo(
             f"batch {batch['id']}: {batch['done']} done, {batch['failed']} failed, {batch['faces']} faces", err=True
         )
+        if batch["failed"]:
+            for code, (count, example) in failure_reasons(requests, api_url, batch["id"]).items():
+                click.echo(f"  {count} failed with {code}: {example}", err=True)
+            sys.exit(1)
 
 
 def wait_for_batch(requests, api_url: str, batch: dict) -> dict:
@@ -229,6 +247,24 @@ def wait_for_batch(requests, api_url: str, batch: dict) -> dict:
             if batch["status"] == "done":
                 return batch
             time.sleep(1.0)
+
+
+def failure_reasons(requests, api_url: str, batch_id: int) -> dict[str, tuple[int, str]]:
+    """Per failure code: how many of the batch's images failed with it, and one example message."""
+    reasons: dict[str, tuple[int, str]] = {}
+    page, pages = 1, 1
+    while page <= pages:
+        body = requests.get(
+            f"{api_url}/api/v1/batches/{batch_id}/images",
+            params={"status": "failed", "page": page, "per_page": 500},
+            timeout=30,
+        ).json()
+        for image in body["items"]:
+            error = image.get("error") or {"code": "unknown", "message": ""}
+            count, example = reasons.get(error["code"], (0, f"{image['url']}: {error['message']}"))
+            reasons[error["code"]] = (count + 1, example)
+        page, pages = page + 1, body["pages"]
+    return dict(sorted(reasons.items(), key=lambda item: -item[1][0]))
 
 
 def error_message(response) -> str:

@@ -53,7 +53,12 @@ def broker(redis_url: str) -> Iterator[redis.Redis]:
 @pytest.fixture
 def settings(tmp_path: Path, pg_database: Database, pg_url: str, redis_url: str, broker: redis.Redis) -> Settings:
     return dataclasses.replace(
-        load_settings(), database_url=pg_url, broker_url=redis_url, data_dir=tmp_path, api_keys=()
+        load_settings(),
+        database_url=pg_url,
+        broker_url=redis_url,
+        data_dir=tmp_path,
+        api_keys=(),
+        webhook_secret="test-webhook-secret",
     )
 
 
@@ -158,6 +163,7 @@ def test_submit_stores_queued_images_and_publishes_one_task_each(
         "failed": 0,
         "faces": 0,
         "status": "queued",
+        "callback": None,
     }
     assert body["created_at"].endswith("Z")
     assert abs(datetime.fromisoformat(body["created_at"]) - datetime.now(UTC)) < timedelta(minutes=1)

@@ -25,6 +25,8 @@ from db.schema import utcnow
 from socialfer.settings import Settings
 from workers.fetch import Fetched, FetchError, fetch_image
 from workers.imaging import DecodeError, decode_image, encode_preview
+from workers.logs import bind
+from workers.metrics import instrument_analyzer, timed
 
 if TYPE_CHECKING:
     from models.analyzer import FaceAnalyzer, FaceResult
@@ -43,7 +45,7 @@ def load_analyzer(tf_threads: int = 0) -> FaceAnalyzer:
         limit_threads(tf_threads)
     analyzer = FaceAnalyzer()
     analyzer.warm_up()
-    return analyzer
+    return instrument_analyzer(analyzer)  # after warm-up, so tracing is not counted as detection
 
 
 @dataclass
@@ -68,6 +70,9 @@ class Outcome:
 
     status: str  # done, failed, retry or skipped
     retry_in: float | None = None
+    error_code: str | None = None  # why it failed or is retried
+    faces: int = 0
+    batch_id: int | None = None
 
 
 def locked_image(session: Session, image_id: int) -> Image | None:
@@ -164,29 +169,34 @@ def process_image(image_id: int, ctx: WorkerContext) -> Outcome:
     image = claim(ctx.database, image_id)
     if image is None:
         return Outcome(SKIPPED)
+    bind(batch_id=image.batch_id)
+    batch = image.batch_id
     try:
         started = time.perf_counter()
-        fetched = load_source(image, ctx)
+        with timed("fetch"):
+            fetched = load_source(image, ctx)
         fetched_at = time.perf_counter()
-        rgb = decode_image(fetched.content)
+        with timed("decode"):
+            rgb = decode_image(fetched.content)
         faces = ctx.analyzer.analyze(rgb)
         finished = time.perf_counter()
         preview = encode_preview(rgb, ctx.settings.preview_max_side)
     except FetchError as exc:
         if exc.transient and image.attempts < ctx.settings.max_attempts:
             record_failure(ctx.database, image_id, exc.code, exc.message, retry=True)
-            return Outcome(RETRY, retry_delay(image.attempts, ctx.settings, exc.retry_after))
+            delay = retry_delay(image.attempts, ctx.settings, exc.retry_after)
+            return Outcome(RETRY, delay, exc.code, batch_id=batch)
         record_failure(ctx.database, image_id, exc.code, exc.message)
-        return Outcome(FAILED)
+        return Outcome(FAILED, error_code=exc.code, batch_id=batch)
     except DecodeError as exc:
         record_failure(ctx.database, image_id, exc.code, exc.message)
-        return Outcome(FAILED)
+        return Outcome(FAILED, error_code=exc.code, batch_id=batch)
     except OperationalError:
         raise  # the database, not the image, is at fault: the task retries
     except Exception as exc:
         log.exception("image %s failed unexpectedly", image_id)
         record_failure(ctx.database, image_id, "internal_error", f"{exc.__class__.__name__}: {exc}")
-        return Outcome(FAILED)
+        return Outcome(FAILED, error_code="internal_error", batch_id=batch)
     details = {
         "width": int(rgb.shape[1]),
         "height": int(rgb.shape[0]),
@@ -195,5 +205,6 @@ def process_image(image_id: int, ctx: WorkerContext) -> Outcome:
         "fetch_ms": round((fetched_at - started) * 1000, 1),
         "analyze_ms": round((finished - fetched_at) * 1000, 1),
     }
-    record_success(ctx.database, image_id, faces, details, preview)
-    return Outcome(DONE)
+    with timed("store"):
+        record_success(ctx.database, image_id, faces, details, preview)
+    return Outcome(DONE, faces=len(faces), batch_id=batch)

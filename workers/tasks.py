@@ -9,8 +9,11 @@ from celery import shared_task
 from celery.signals import worker_process_init, worker_ready
 from sqlalchemy.exc import OperationalError
 
-from db import Database
+from db import DONE, FAILED, Database
+from workers import webhooks
 from workers.celery_app import ANALYZE_IMAGE, publish_images
+from workers.logs import bind, image_context
+from workers.metrics import IMAGE_RETRIES, record_attempt, serve_worker_metrics
 from workers.pipeline import WorkerContext, load_analyzer, process_image
 from workers.sweeper import start_sweeper
 
@@ -41,6 +44,7 @@ def warm_up(sender=None, **_kwargs) -> None:
 def begin_sweeping(sender=None, **_kwargs) -> None:
     app = sender.app
     if getattr(app.conf, "socialfer_settings", None) is not None:
+        serve_worker_metrics(app, app.conf.socialfer_settings)
         start_sweeper(app, app.conf.socialfer_settings)
 
 
@@ -55,7 +59,31 @@ def begin_sweeping(sender=None, **_kwargs) -> None:
     max_retries=12,
 )
 def analyze_image(self, image_id: int) -> str:
-    outcome = process_image(image_id, worker_context(self.app))
-    if outcome.retry_in is not None:
-        publish_images(self.app, [image_id], countdown=outcome.retry_in)
-    return outcome.status
+    with image_context(self.request.id, image_id):
+        try:
+            outcome = process_image(image_id, worker_context(self.app))
+        except OperationalError:
+            IMAGE_RETRIES.labels("database").inc()
+            bind(outcome="retry")
+            raise
+        bind(outcome=outcome.status)
+        record_attempt(outcome.status, outcome.error_code, outcome.faces)
+        if outcome.retry_in is not None:
+            IMAGE_RETRIES.labels(outcome.error_code or "unknown").inc()
+            publish_images(self.app, [image_id], countdown=outcome.retry_in)
+        if outcome.status in (DONE, FAILED) and outcome.batch_id is not None:
+            webhooks.start_if_batch_ended(self.app, worker_context(self.app).database, outcome.batch_id)
+        return outcome.status
+
+
+@shared_task(
+    name=webhooks.DELIVER_CALLBACK, bind=True, autoretry_for=(OperationalError,), retry_backoff=2, max_retries=12
+)
+def deliver_callback(self, batch_id: int) -> str:
+    """One attempt at a batch's callback; the next one is published with its backoff as countdown."""
+    context = worker_context(self.app)
+    delay = webhooks.deliver(context.database, context.settings, batch_id)
+    if delay is not None:
+        webhooks.publish(self.app, [batch_id], countdown=delay)
+        return "retry"
+    return "settled"
