@@ -159,11 +159,14 @@ def worker(concurrency: int | None, loglevel: str) -> None:
 
     prepare_multiprocess_dir("worker")  # before prometheus_client is imported (workers.tasks)
     from workers.celery_app import QUEUE, make_celery
-    from workers.logs import configure_logging
+    from workers.logs import configure_logging, wrap_native_output
 
     concurrency = concurrency or os.cpu_count() or 1
     settings = load_settings()
-    setup_logging.connect(lambda **_: configure_logging(settings.log_format, loglevel.upper()), weak=False)
+    if settings.log_format == "json":
+        wrap_native_output()
+    configure_logging(settings.log_format, loglevel.upper())
+    setup_logging.connect(lambda **_: None, weak=False)  # a receiver: Celery leaves logging as configured
     app = make_celery(settings)
     app.conf.worker_concurrency = concurrency  # also sizes each process's TensorFlow threads (workers.tasks)
     app.set_current()
@@ -175,6 +178,7 @@ def worker(concurrency: int | None, loglevel: str) -> None:
         worker_context(app).analyzer  # noqa: B018
     app.worker_main(
         [
+            *(["--quiet"] if settings.log_format == "json" else []),  # no banner: every line is JSON
             "worker",
             f"--loglevel={loglevel}",
             f"--concurrency={concurrency}",

@@ -1,19 +1,21 @@
 """Worker log lines that say which image they are about.
 
-The task binds its task id and image id (and, once claimed, the batch id and then the
-outcome) in a context variable; a filter copies them onto every record, so each line a
-pool process writes while on an image carries them, Celery's own "succeeded" line included.
+Each task binds its task id and image id (and, once claimed, the batch id and then the
+outcome) in a context variable, from Celery's task_prerun to its task_postrun signal; a
+filter copies them onto every record, so each line a pool process writes while on an
+image carries them, Celery's own "succeeded" line included.
 The main process's "Task ... received" line gets them from the message Celery logs with it.
 With `SOCIALFER_LOG_FORMAT=json` each record is one JSON object on one line.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import re
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+import threading
 from contextvars import ContextVar
 
 from pythonjsonlogger.json import JsonFormatter
@@ -25,15 +27,13 @@ _current: ContextVar[dict | None] = ContextVar("socialfer_image_log", default=No
 FIRST_INT = re.compile(r"\d+")
 
 
-@contextmanager
-def image_context(task_id: str | None, image_id: int) -> Iterator[dict]:
-    """Bind the task's image for the log lines written inside the block; returns the dict to `bind` into."""
-    fields = {"image_id": image_id, "batch_id": None, "task_id": task_id, "outcome": None}
-    token = _current.set(fields)
-    try:
-        yield fields
-    finally:
-        _current.reset(token)
+def begin_task(task_id: str | None, image_id: int | None = None, batch_id: int | None = None) -> None:
+    """Bind a task's ids until `end_task` (Celery's prerun/postrun signals, which enclose its "succeeded" line)."""
+    _current.set({"image_id": image_id, "batch_id": batch_id, "task_id": task_id, "outcome": None})
+
+
+def end_task() -> None:
+    _current.set(None)
 
 
 def bind(**fields) -> None:
@@ -74,3 +74,29 @@ def configure_logging(log_format: str, level: str | int = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    logging.captureWarnings(True)  # Celery's warnings too, as log lines of the same format
+
+
+def wrap_native_output() -> None:
+    """Make what bypasses logging (TensorFlow's C++ notices, Celery's prints) JSON lines too.
+
+    File descriptors 1 and 2 (inherited by pool processes) become a pipe; a thread passes
+    JSON lines through to the real stderr and wraps any other line as a record of its own.
+    """
+    real = os.fdopen(os.dup(2), "w", buffering=1, errors="replace")
+    read_end, write_end = os.pipe()
+    for fd in (1, 2):
+        os.dup2(write_end, fd)
+    os.close(write_end)
+
+    def pump() -> None:
+        with os.fdopen(read_end, errors="replace") as pipe:
+            for line in pipe:
+                text = line.rstrip("\n")
+                if text.startswith("{"):
+                    real.write(text + "\n")
+                elif text.strip():
+                    record = {"level": "INFO", "name": "output", "message": text}
+                    real.write(json.dumps(record | dict.fromkeys(FIELDS)) + "\n")
+
+    threading.Thread(target=pump, name="socialfer-log-pump", daemon=True).start()

@@ -25,7 +25,7 @@ from db.schema import utcnow
 from socialfer.settings import Settings
 from workers.fetch import Fetched, FetchError, fetch_image
 from workers.imaging import DecodeError, decode_image, encode_preview
-from workers.logs import bind
+from workers.logs import bind as bind_log_fields
 from workers.metrics import instrument_analyzer, timed
 
 if TYPE_CHECKING:
@@ -169,7 +169,7 @@ def process_image(image_id: int, ctx: WorkerContext) -> Outcome:
     image = claim(ctx.database, image_id)
     if image is None:
         return Outcome(SKIPPED)
-    bind(batch_id=image.batch_id)
+    bind_log_fields(batch_id=image.batch_id)
     batch = image.batch_id
     try:
         started = time.perf_counter()

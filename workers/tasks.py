@@ -6,13 +6,12 @@ import os
 from functools import partial
 
 from celery import shared_task
-from celery.signals import worker_process_init, worker_ready
+from celery.signals import task_postrun, task_prerun, worker_process_init, worker_ready
 from sqlalchemy.exc import OperationalError
 
 from db import DONE, FAILED, Database
-from workers import webhooks
+from workers import logs, webhooks
 from workers.celery_app import ANALYZE_IMAGE, publish_images
-from workers.logs import bind, image_context
 from workers.metrics import IMAGE_RETRIES, record_attempt, serve_worker_metrics
 from workers.pipeline import WorkerContext, load_analyzer, process_image
 from workers.sweeper import start_sweeper
@@ -48,6 +47,21 @@ def begin_sweeping(sender=None, **_kwargs) -> None:
         start_sweeper(app, app.conf.socialfer_settings)
 
 
+@task_prerun.connect
+def bind_log_fields(task_id=None, task=None, args=(), **_kwargs) -> None:
+    """Every line logged while the task runs, Celery's "succeeded" included, names its image (workers.logs)."""
+    first = args[0] if args else None
+    if task is not None and task.name == ANALYZE_IMAGE:
+        logs.begin_task(task_id, image_id=first)
+    else:
+        logs.begin_task(task_id, batch_id=first)
+
+
+@task_postrun.connect
+def unbind_log_fields(**_kwargs) -> None:
+    logs.end_task()
+
+
 @shared_task(
     name=ANALYZE_IMAGE,
     bind=True,
@@ -59,21 +73,20 @@ def begin_sweeping(sender=None, **_kwargs) -> None:
     max_retries=12,
 )
 def analyze_image(self, image_id: int) -> str:
-    with image_context(self.request.id, image_id):
-        try:
-            outcome = process_image(image_id, worker_context(self.app))
-        except OperationalError:
-            IMAGE_RETRIES.labels("database").inc()
-            bind(outcome="retry")
-            raise
-        bind(outcome=outcome.status)
-        record_attempt(outcome.status, outcome.error_code, outcome.faces)
-        if outcome.retry_in is not None:
-            IMAGE_RETRIES.labels(outcome.error_code or "unknown").inc()
-            publish_images(self.app, [image_id], countdown=outcome.retry_in)
-        if outcome.status in (DONE, FAILED) and outcome.batch_id is not None:
-            webhooks.start_if_batch_ended(self.app, worker_context(self.app).database, outcome.batch_id)
-        return outcome.status
+    try:
+        outcome = process_image(image_id, worker_context(self.app))
+    except OperationalError:
+        IMAGE_RETRIES.labels("database").inc()
+        logs.bind(outcome="retry")
+        raise
+    logs.bind(outcome=outcome.status)
+    record_attempt(outcome.status, outcome.error_code, outcome.faces)
+    if outcome.retry_in is not None:
+        IMAGE_RETRIES.labels(outcome.error_code or "unknown").inc()
+        publish_images(self.app, [image_id], countdown=outcome.retry_in)
+    if outcome.status in (DONE, FAILED) and outcome.batch_id is not None:
+        webhooks.start_if_batch_ended(self.app, worker_context(self.app).database, outcome.batch_id)
+    return outcome.status
 
 
 @shared_task(
