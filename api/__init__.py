@@ -12,8 +12,8 @@ from api import auth, batches, docs, faces, health, images, pages, queue, stats,
 from api.context import SETTINGS_KEY
 from api.errors import register_error_handlers
 from api.params import IdConverter
+from core.settings import Settings, load_settings
 from db import Database
-from socialfer.settings import Settings, load_settings
 from workers.celery_app import celery_init_app
 
 BLUEPRINTS = (batches.bp, uploads.bp, images.bp, faces.bp, stats.bp, queue.bp, health.bp, docs.bp, pages.bp)

@@ -14,10 +14,11 @@ from api.errors import ApiError
 from api.params import choice_arg, int_arg, page_size_arg, window_args
 from api.platforms import infer_platform
 from api.serialize import batch_json, image_json
-from db import IMAGE_STATES, PLATFORMS, QUEUED, UPLOAD, Batch, Image, ImageFile
+from core.settings import Settings
+from core.vocabulary import IMAGE_STATES, PLATFORMS, QUEUED
+from db import UPLOAD, Batch, Image, ImageFile
 from db.queries import batch_counts, images_page, latest_batches
 from db.schema import utcnow
-from socialfer.settings import Settings
 from workers.celery_app import publish_images
 
 bp = Blueprint("batches", __name__, url_prefix="/api/v1")

@@ -13,10 +13,10 @@ from flask import Blueprint, Response, jsonify, stream_with_context
 from api.context import database
 from api.params import choice_arg, int_arg, page_size_arg, window_args
 from api.serialize import EXPORT_FIELDS, export_json, export_row, face_json
+from core.vocabulary import EMOTIONS
 from db import Face
 from db.queries import faces_for_export, faces_page
 from db.schema import utcnow
-from models.labels import EMOTIONS
 
 bp = Blueprint("faces", __name__, url_prefix="/api/v1")
 

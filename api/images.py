@@ -9,7 +9,8 @@ from api.context import database
 from api.errors import ApiError
 from api.params import choice_arg, int_arg, page_size_arg, window_args
 from api.serialize import image_json
-from db import IMAGE_STATES, PREVIEW, Image, ImageFile
+from core.vocabulary import IMAGE_STATES
+from db import PREVIEW, Image, ImageFile
 from db.queries import recent_images
 
 bp = Blueprint("images", __name__, url_prefix="/api/v1")

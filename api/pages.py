@@ -9,8 +9,7 @@ from __future__ import annotations
 from flask import Blueprint, render_template
 
 from api.context import settings
-from db import PLATFORMS
-from models.labels import EMOTIONS
+from core.vocabulary import EMOTIONS, PLATFORMS
 
 bp = Blueprint("pages", __name__)
 

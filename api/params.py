@@ -12,7 +12,7 @@ from werkzeug.routing import IntegerConverter, Map
 
 from api.context import settings
 from api.errors import ApiError
-from db import PLATFORMS
+from core.vocabulary import PLATFORMS
 
 # Ids are 32-bit INTEGER columns: a larger value could never match, and Postgres rejects it.
 MAX_ID = 2**31 - 1

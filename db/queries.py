@@ -32,15 +32,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import InstrumentedAttribute, Session, selectinload
 
+from core.vocabulary import DONE, EMOTIONS, FAILED, IMAGE_STATES, PLATFORMS, PROCESSING, QUEUED
 from db.schema import (
-    DONE,
-    FAILED,
-    IMAGE_STATES,
     NO_FINISH_HOUR,
-    PLATFORMS,
     PREVIEW,
-    PROCESSING,
-    QUEUED,
     Batch,
     Face,
     FaceHour,
@@ -48,7 +43,6 @@ from db.schema import (
     ImageFile,
     ImageHour,
 )
-from models.labels import EMOTIONS
 
 HOUR, DAY = "hour", "day"
 BUCKETS = (HOUR, DAY)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import dataclasses
 import json
 import os
 import re
@@ -23,9 +22,9 @@ from sqlalchemy import func, select, update
 
 from api import create_app
 from api.serialize import iso
-from db import DONE, FAILED, PLATFORMS, PROCESSING, QUEUED, Batch, Database, Face, Image
-from models.labels import EMOTIONS
-from socialfer.settings import Settings, load_settings
+from core.settings import Settings, load_settings
+from core.vocabulary import DONE, EMOTIONS, FAILED, PLATFORMS, PROCESSING, QUEUED
+from db import Batch, Database, Face, Image
 from tests.factories import T0, StatsData, add_batch, add_faces, add_image, counting_statements, seed_stats
 from tests.schema_check import problems, resolve
 from workers.celery_app import ANALYZE_IMAGE, QUEUE
@@ -52,9 +51,7 @@ def broker(redis_url: str) -> Iterator[redis.Redis]:
 
 @pytest.fixture
 def settings(tmp_path: Path, pg_database: Database, pg_url: str, redis_url: str, broker: redis.Redis) -> Settings:
-    return dataclasses.replace(
-        load_settings(), database_url=pg_url, broker_url=redis_url, data_dir=tmp_path, api_keys=()
-    )
+    return load_settings().with_changes(database_url=pg_url, broker_url=redis_url, data_dir=tmp_path, api_keys=())
 
 
 @pytest.fixture
@@ -63,7 +60,7 @@ def make_client(settings: Settings) -> Iterator[ClientFactory]:
     apps: list[Flask] = []
 
     def make(**overrides: Any) -> FlaskClient:
-        app = create_app(dataclasses.replace(settings, **overrides))
+        app = create_app(settings.with_changes(**overrides))
         apps.append(app)
         return app.test_client()
 
@@ -744,8 +741,8 @@ def test_error_responses_match_the_documented_shape(client: FlaskClient) -> None
 
 def test_submit_and_stats_on_sqlite_with_filesystem_broker(tmp_path: Path, sqlite_url: str) -> None:
     """The same flow on the embedded default, where datetimes come back naive and compare as strings."""
-    settings = dataclasses.replace(
-        load_settings(), database_url=sqlite_url, broker_url="filesystem://", data_dir=tmp_path, api_keys=()
+    settings = load_settings().with_changes(
+        database_url=sqlite_url, broker_url="filesystem://", data_dir=tmp_path, api_keys=()
     )
     app = create_app(settings)
     client = app.test_client()
@@ -802,7 +799,7 @@ def test_api_never_imports_tensorflow_or_worker_code(tmp_path: Path) -> None:
     script = """
 import sys
 from db.migrate import upgrade
-from socialfer.settings import load_settings
+from core.settings import load_settings
 from api import create_app
 upgrade(load_settings().database_url)
 client = create_app().test_client()

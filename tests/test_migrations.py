@@ -11,7 +11,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, insert, text
 
-from db import DONE, FAILED, Batch, Database, Face, Image
+from core.vocabulary import DONE, FAILED
+from db import Batch, Database, Face, Image
 from db.migrate import alembic_config, upgrade
 from db.queries import stats
 from db.schema import Base

@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from db import DONE, FAILED, PLATFORMS, PROCESSING, QUEUED, Batch, Database, Face, Image
+from core.vocabulary import DONE, EMOTIONS, FAILED, PLATFORMS, PROCESSING, QUEUED
+from db import Batch, Database, Face, Image
 from db.queries import as_utc, batch_counts, faces_page, stats, summary, timeline
 from db.schema import NO_FINISH_HOUR, FaceHour, ImageHour
-from models.labels import EMOTIONS
 from tests.conftest import truncate_all
 from tests.factories import T0, add_batch, add_image, counting_statements, seed_stats
 

@@ -20,9 +20,10 @@ from sqlalchemy import delete
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from db import DONE, FAILED, PREVIEW, PROCESSING, QUEUED, UPLOAD, UPLOAD_URL_PREFIX, Database, Face, Image, ImageFile
+from core.settings import Settings
+from core.vocabulary import DONE, FAILED, PROCESSING, QUEUED
+from db import PREVIEW, UPLOAD, UPLOAD_URL_PREFIX, Database, Face, Image, ImageFile
 from db.schema import utcnow
-from socialfer.settings import Settings
 from workers.fetch import Fetched, FetchError, fetch_image
 from workers.imaging import DecodeError, decode_image, encode_preview
 
@@ -34,14 +35,14 @@ TERMINAL = (DONE, FAILED)
 RETRY, SKIPPED = "retry", "skipped"
 
 
-def load_analyzer(tf_threads: int = 0) -> FaceAnalyzer:
+def load_analyzer(settings: Settings) -> FaceAnalyzer:
     """The models, loaded and traced once per worker process (never per task)."""
     from models.analyzer import FaceAnalyzer
+    from models.classifier import EmotionClassifier
     from models.hardware import limit_threads
 
-    if tf_threads > 0:
-        limit_threads(tf_threads)
-    analyzer = FaceAnalyzer()
+    limit_threads(settings.threads_per_process())
+    analyzer = FaceAnalyzer(classifier=EmotionClassifier(settings.model_path))
     analyzer.warm_up()
     return analyzer
 
@@ -52,13 +53,13 @@ class WorkerContext:
 
     settings: Settings
     database: Database
-    analyzer_factory: Callable[[], FaceAnalyzer] = load_analyzer
+    analyzer_factory: Callable[[Settings], FaceAnalyzer] = load_analyzer
     _analyzer: FaceAnalyzer | None = field(default=None, repr=False)
 
     @property
     def analyzer(self) -> FaceAnalyzer:
         if self._analyzer is None:
-            self._analyzer = self.analyzer_factory()
+            self._analyzer = self.analyzer_factory(self.settings)
         return self._analyzer
 
 

@@ -17,10 +17,11 @@ from datetime import datetime, timedelta
 from celery import Celery
 from sqlalchemy import or_, select
 
-from db import FAILED, PROCESSING, QUEUED, Database, Image
+from core.settings import Settings
+from core.vocabulary import FAILED, PROCESSING, QUEUED
+from db import Database, Image
 from db.queries import prune_previews
 from db.schema import utcnow
-from socialfer.settings import Settings
 from workers.celery_app import QUEUE, publish_images
 
 log = logging.getLogger(__name__)
