@@ -11,7 +11,7 @@ from sqlalchemy import delete, insert
 
 from api.context import celery, database, settings
 from api.errors import ApiError
-from api.params import choice_arg, int_arg, page_size_arg, window_args
+from api.params import choice_arg, filters_arg, int_arg, page_size_arg
 from api.platforms import infer_platform
 from api.serialize import batch_json, image_json
 from core.settings import Settings
@@ -162,9 +162,9 @@ def create_batch() -> tuple[Response, int, dict[str, str]]:
 @bp.get("/batches")
 def list_batches() -> Response:
     limit = page_size_arg("limit")
-    filters = window_args()
+    filters = filters_arg()
     with database().session() as session:
-        batches = latest_batches(session, limit, **filters)
+        batches = latest_batches(session, limit, filters)
         counts = batch_counts(session, [batch.id for batch in batches])
         return jsonify({"items": [batch_json(batch, counts[batch.id]) for batch in batches]})
 

@@ -6,12 +6,11 @@ import csv
 import io
 import json
 from collections.abc import Iterable, Iterator
-from typing import Any
 
 from flask import Blueprint, Response, jsonify, stream_with_context
 
 from api.context import database
-from api.params import choice_arg, int_arg, page_size_arg, window_args
+from api.params import choice_arg, filters_arg, int_arg, page_size_arg
 from api.serialize import EXPORT_FIELDS, export_json, export_row, face_json
 from core.vocabulary import EMOTIONS
 from db import Face
@@ -25,11 +24,11 @@ EXPORT_TYPES = {"csv": "text/csv; charset=utf-8", "json": "application/json"}
 
 @bp.get("/faces")
 def list_faces() -> Response:
-    filters = window_args()
+    filters = filters_arg()
     emotion = choice_arg("emotion", EMOTIONS)
     limit, cursor = page_size_arg("limit"), int_arg("cursor")
     with database().session() as session:
-        faces, next_cursor = faces_page(session, emotion=emotion, limit=limit, cursor=cursor, **filters)
+        faces, next_cursor = faces_page(session, filters, emotion=emotion, limit=limit, cursor=cursor)
         return jsonify({"items": [face_json(face, listing=True) for face in faces], "next_cursor": next_cursor})
 
 
@@ -60,13 +59,13 @@ def json_chunks(rows: Iterable[tuple[Face, str]]) -> Iterator[str]:
 @bp.get("/faces/export")
 def export_faces() -> Response:
     """Every face under the filters, as a download: streamed, so its size is not bounded by memory."""
-    filters: dict[str, Any] = {**window_args(), "emotion": choice_arg("emotion", EMOTIONS)}
+    filters, emotion = filters_arg(), choice_arg("emotion", EMOTIONS)
     export_format = choice_arg("format", EXPORT_TYPES) or "csv"
     db = database()
 
     def rows() -> Iterator[tuple[Face, str]]:
         with db.session() as session:
-            yield from faces_for_export(session, **filters)
+            yield from faces_for_export(session, filters, emotion)
 
     chunks = csv_chunks(rows()) if export_format == "csv" else json_chunks(rows())
     filename = f"socialfer-faces-{utcnow():%Y%m%dT%H%M%SZ}.{export_format}"

@@ -7,7 +7,7 @@ from sqlalchemy.orm import selectinload
 
 from api.context import database
 from api.errors import ApiError
-from api.params import choice_arg, int_arg, page_size_arg, window_args
+from api.params import choice_arg, filters_arg, int_arg, page_size_arg
 from api.serialize import image_json
 from core.vocabulary import IMAGE_STATES
 from db import PREVIEW, Image, ImageFile
@@ -21,11 +21,11 @@ PREVIEW_MAX_AGE = 3600  # seconds a browser may reuse a preview: it never change
 @bp.get("/images")
 def list_images() -> Response:
     """Newest first across batches, for the dashboard's thumbnails; filters as `/stats` takes them."""
-    filters = window_args()
+    filters = filters_arg()
     status = choice_arg("status", IMAGE_STATES)
     limit, cursor = page_size_arg("limit"), int_arg("cursor")
     with database().session() as session:
-        images, next_cursor = recent_images(session, status=status, limit=limit, cursor=cursor, **filters)
+        images, next_cursor = recent_images(session, filters, status=status, limit=limit, cursor=cursor)
         return jsonify({"items": [image_json(image) for image in images], "next_cursor": next_cursor})
 
 

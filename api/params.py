@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
 
 from flask import request
 from werkzeug.routing import IntegerConverter, Map
 
 from api.context import settings
 from api.errors import ApiError
+from core.filters import Filters, to_utc
 from core.vocabulary import PLATFORMS
 
 # Ids are 32-bit INTEGER columns: a larger value could never match, and Postgres rejects it.
@@ -62,11 +62,8 @@ def choice_arg(name: str, choices: Collection[str]) -> str | None:
 
 
 def parse_datetime(value: str) -> datetime:
-    """ISO 8601 date or datetime, as an aware UTC datetime; no offset means UTC."""
-    parsed = datetime.fromisoformat(SPACE_FOR_PLUS.sub(r"\1+\2", value))
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    """ISO 8601 date or datetime, as an aware UTC datetime; no offset means UTC. ValueError if invalid."""
+    return to_utc(datetime.fromisoformat(SPACE_FOR_PLUS.sub(r"\1+\2", value)))
 
 
 def datetime_arg(name: str) -> datetime | None:
@@ -75,15 +72,16 @@ def datetime_arg(name: str) -> datetime | None:
         return None
     try:
         return parse_datetime(raw)
-    except ValueError:
-        raise invalid(name, "must be an ISO 8601 date or datetime, e.g. 2025-01-31 or 2025-01-31T12:00:00Z") from None
+    except ValueError as exc:
+        reason = str(exc) if "range of dates" in str(exc) else "must be an ISO 8601 date or datetime"
+        raise invalid(name, f"{reason}, e.g. 2025-01-31 or 2025-01-31T12:00:00Z") from None
 
 
-def window_args() -> dict[str, Any]:
-    """The filters `/faces` and `/stats` share, as keyword arguments for `db.queries`."""
-    return {
-        "platform": choice_arg("platform", PLATFORMS),
-        "batch_id": int_arg("batch_id"),
-        "since": datetime_arg("since"),
-        "until": datetime_arg("until"),
-    }
+def filters_arg() -> Filters:
+    """The filters every listing and aggregate shares, as the one value `db.queries` takes."""
+    return Filters(
+        platform=choice_arg("platform", PLATFORMS),
+        batch_id=int_arg("batch_id"),
+        since=datetime_arg("since"),
+        until=datetime_arg("until"),
+    )

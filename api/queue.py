@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify
 
 from api.context import database
-from api.params import window_args
+from api.params import filters_arg
 from api.serialize import iso
 from db.queries import image_states, queue_activity
 from db.schema import utcnow
@@ -17,9 +17,9 @@ bp = Blueprint("queue", __name__, url_prefix="/api/v1")
 @bp.get("/queue")
 def get_queue() -> Response:
     """Images per state under the filters; the worker verdict always over everything."""
-    filters = window_args()
+    filters = filters_arg()
     with database().session() as session:
-        images = image_states(session, **filters)
+        images = image_states(session, filters)
         activity = queue_activity(session, utcnow())
     worker = {
         "state": activity["state"],

@@ -7,7 +7,7 @@ from typing import Any
 
 from core.vocabulary import DONE, EMOTIONS, PROCESSING, QUEUED
 from db import Batch, Face, Image
-from db.queries import as_utc
+from db.windows import as_utc
 
 
 def iso(value: datetime | None) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify
 
 from api.context import database
-from api.params import choice_arg, window_args
+from api.params import choice_arg, filters_arg
 from api.serialize import timeline_json
 from db.queries import BUCKETS, stats, timeline
 
@@ -14,15 +14,15 @@ bp = Blueprint("stats", __name__, url_prefix="/api/v1")
 
 @bp.get("/stats")
 def get_stats() -> Response:
-    filters = window_args()
+    filters = filters_arg()
     with database().session() as session:
-        return jsonify(stats(session, **filters))
+        return jsonify(stats(session, filters))
 
 
 @bp.get("/timeline")
 def get_timeline() -> Response:
     """Faces per emotion per hour or day; the bucket follows the range unless asked for."""
-    filters = window_args()
+    filters = filters_arg()
     bucket = choice_arg("bucket", BUCKETS)
     with database().session() as session:
-        return jsonify(timeline_json(timeline(session, bucket=bucket, **filters)))
+        return jsonify(timeline_json(timeline(session, filters, bucket=bucket)))

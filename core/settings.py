@@ -194,8 +194,10 @@ def describe_error(error: ValidationError) -> str:
     lines = []
     for problem in error.errors():
         location = [str(part) for part in problem.get("loc", ()) if part != "__root__"]
-        name = env_name(location[0]) if location and location[0] in Settings.model_fields else "settings"
-        lines.append(f"{name}: {problem['msg'].removeprefix('Value error, ')}")
+        message = problem["msg"].removeprefix("Value error, ")
+        if location and location[0] in Settings.model_fields:
+            message = f"{env_name(location[0])}: {message}"
+        lines.append(message)
     return "invalid configuration: " + "; ".join(lines)
 
 

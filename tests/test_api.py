@@ -836,3 +836,14 @@ def test_pages_load_only_this_servers_assets(client: FlaskClient, path: str) -> 
     assert not re.search(r'(?:src|href|action)="(?:https?:)?//', html)
     config = json.loads(re.search(r'<script id="config" type="application/json">(.*?)</script>', html, re.S)[1])
     assert config["emotions"] == list(EMOTIONS) and config["platforms"] == list(PLATFORMS)
+
+
+@pytest.mark.parametrize(
+    "route", ["/api/v1/stats", "/api/v1/timeline", "/api/v1/faces", "/api/v1/images", "/api/v1/batches", "/api/v1/queue"]
+)
+@pytest.mark.parametrize("query", ["since=0001-01-01T00:00:00%2B05:00", "until=9999-12-31T23:59:59-05:00"])
+def test_dates_outside_the_range_once_in_utc_are_a_400(make_client: ClientFactory, route: str, query: str) -> None:
+    response = make_client().get(f"{route}?{query}")
+    assert response.status_code == 400
+    error = response.get_json()["error"]
+    assert error["code"] == "invalid_parameter" and "outside the range of dates" in error["message"]
