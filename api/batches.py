@@ -7,7 +7,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
-from sqlalchemy import delete, insert
 
 from api.context import celery, database, settings
 from api.errors import ApiError
@@ -15,24 +14,16 @@ from api.params import choice_arg, filters_arg, int_arg, page_size_arg
 from api.platforms import infer_platform
 from api.serialize import batch_json, image_json
 from core.settings import Settings
-from core.vocabulary import IMAGE_STATES, PLATFORMS, QUEUED
-from db import UPLOAD, Batch, Image, ImageFile
+from core.vocabulary import IMAGE_STATES, PLATFORMS
+from db import Batch
+from db.lifecycle import NewImage, UploadedFile, store_batch, withdraw_batch
 from db.queries import batch_counts, images_page, latest_batches
-from db.schema import utcnow
 from workers.celery_app import publish_images
 
 bp = Blueprint("batches", __name__, url_prefix="/api/v1")
 
 MAX_NAME_LENGTH = 200  # Batch.name is VARCHAR(200)
 URL_SCHEMES = ("http", "https")
-
-
-@dataclass(frozen=True)
-class UploadedFile:
-    """An image sent as a file: stored with its image row, read back by the worker."""
-
-    data: bytes
-    content_type: str
 
 
 @dataclass(frozen=True)
@@ -92,45 +83,6 @@ def parse_name(name: Any) -> str | None:
     return (name or "").strip() or None
 
 
-def store_batch(new: NewBatch) -> tuple[int, list[int]]:
-    """The batch, its images and any uploaded bytes in one transaction; returns the ids in URL order."""
-    created = utcnow()
-    with database().session() as session:
-        batch = Batch(name=new.name, platform=new.platform, total=len(new.urls), created_at=created)
-        session.add(batch)
-        session.flush()
-        rows = [
-            {
-                "batch_id": batch.id,
-                "url": url,
-                "platform": new.platform or infer_platform(url),
-                "status": QUEUED,
-                "created_at": created,
-            }
-            for url in new.urls
-        ]
-        image_ids = session.scalars(insert(Image).returning(Image.id, sort_by_parameter_order=True), rows).all()
-        if new.files:
-            files = [
-                {
-                    "image_id": image_id,
-                    "kind": UPLOAD,
-                    "content_type": file.content_type,
-                    "data": file.data,
-                    "created_at": created,
-                }
-                for image_id, file in zip(image_ids, new.files, strict=True)
-            ]
-            session.execute(insert(ImageFile), files)
-        return batch.id, list(image_ids)
-
-
-def delete_batch(batch_id: int) -> None:
-    """Undo a batch whose tasks could not be published; its images and faces go by ON DELETE CASCADE."""
-    with database().session() as session:
-        session.execute(delete(Batch).where(Batch.id == batch_id))
-
-
 def batch_or_404(batch_id: int) -> dict[str, Any]:
     with database().session() as session:
         batch = session.get(Batch, batch_id)
@@ -144,12 +96,17 @@ def accept_batch(new: NewBatch) -> tuple[Response, int, dict[str, str]]:
 
     If the broker cannot take the tasks the batch is deleted again, so a 503 leaves no trace.
     """
-    batch_id, image_ids = store_batch(new)
+    uploads = new.files or [None] * len(new.urls)
+    images = [
+        NewImage(url, new.platform or infer_platform(url), upload)
+        for url, upload in zip(new.urls, uploads, strict=True)
+    ]
+    batch_id, image_ids = store_batch(database(), images, name=new.name, platform=new.platform)
     try:
         publish_images(celery(), image_ids)
     except Exception as exc:
         current_app.logger.warning("broker unavailable, batch %s withdrawn: %s", batch_id, exc)
-        delete_batch(batch_id)
+        withdraw_batch(database(), batch_id)
         raise ApiError(503, "broker_unavailable", "job queue unavailable; nothing was stored, retry later") from exc
     return jsonify(batch_or_404(batch_id)), 202, {"Location": url_for("batches.get_batch", batch_id=batch_id)}
 

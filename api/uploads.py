@@ -11,11 +11,12 @@ from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.utils import secure_filename
 
-from api.batches import MAX_NAME_LENGTH, NewBatch, UploadedFile, accept_batch, parse_name, parse_platform
+from api.batches import MAX_NAME_LENGTH, NewBatch, accept_batch, parse_name, parse_platform
 from api.context import settings
 from api.errors import ApiError
 from core.settings import Settings
 from db import UPLOAD_URL_PREFIX
+from db.lifecycle import UploadedFile
 from workers.formats import SNIFF_BYTES, sniff_image_type
 
 bp = Blueprint("uploads", __name__, url_prefix="/api/v1")

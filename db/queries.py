@@ -20,7 +20,6 @@ from sqlalchemy import (
     CompoundSelect,
     Select,
     case,
-    delete,
     exists,
     func,
     literal_column,
@@ -33,12 +32,10 @@ from core.filters import NO_FILTERS, Filters
 from core.vocabulary import DONE, EMOTIONS, FAILED, IMAGE_STATES, PLATFORMS, PROCESSING, QUEUED
 from db.schema import (
     NO_FINISH_HOUR,
-    PREVIEW,
     Batch,
     Face,
     FaceHour,
     Image,
-    ImageFile,
     ImageHour,
 )
 from db.windows import Window, as_utc, ceil_hour, floor_hour, split_window, time_range, within
@@ -425,12 +422,3 @@ def faces_for_export(
         .execution_options(yield_per=EXPORT_CHUNK)
     )
     yield from session.execute(query)  # rows unpack as (face, url)
-
-
-def prune_previews(session: Session, before: datetime) -> int:
-    """Delete the previews stored before `before` (the retention limit); returns how many went.
-
-    Only previews: uploaded originals are the worker's to delete once analysed.
-    """
-    result = session.execute(delete(ImageFile).where(ImageFile.kind == PREVIEW, ImageFile.created_at < before))
-    return result.rowcount or 0

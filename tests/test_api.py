@@ -839,7 +839,8 @@ def test_pages_load_only_this_servers_assets(client: FlaskClient, path: str) -> 
 
 
 @pytest.mark.parametrize(
-    "route", ["/api/v1/stats", "/api/v1/timeline", "/api/v1/faces", "/api/v1/images", "/api/v1/batches", "/api/v1/queue"]
+    "route",
+    ["/api/v1/stats", "/api/v1/timeline", "/api/v1/faces", "/api/v1/images", "/api/v1/batches", "/api/v1/queue"],
 )
 @pytest.mark.parametrize("query", ["since=0001-01-01T00:00:00%2B05:00", "until=9999-12-31T23:59:59-05:00"])
 def test_dates_outside_the_range_once_in_utc_are_a_400(make_client: ClientFactory, route: str, query: str) -> None:
