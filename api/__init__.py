@@ -14,8 +14,8 @@ from api.context import SETTINGS_KEY
 from api.errors import register_error_handlers
 from api.openapi import ApiApp
 from api.schemas import MAX_ID
+from core.settings import Settings, load_settings
 from db import Database
-from socialfer.settings import Settings, load_settings
 from workers.celery_app import celery_init_app
 
 BLUEPRINTS = (batches.bp, uploads.bp, images.bp, faces.bp, stats.bp, queue.bp, health.bp, docs.bp, pages.bp)

@@ -7,7 +7,6 @@ from typing import Any
 
 from flask import Response, current_app, jsonify, url_for
 from flask_openapi3 import APIBlueprint
-from sqlalchemy import delete, insert
 
 from api import schemas
 from api.context import celery, database
@@ -26,9 +25,9 @@ from api.openapi import (
 from api.platforms import infer_platform
 from api.schemas import page_size
 from api.serialize import batch_json, image_json
-from db import QUEUED, UPLOAD, Batch, Image, ImageFile
+from db import Batch
+from db.lifecycle import NewImage, UploadedFile, store_batch, withdraw_batch
 from db.queries import batch_counts, images_page, latest_batches
-from db.schema import utcnow
 from workers.celery_app import publish_images
 
 bp = APIBlueprint(
@@ -39,58 +38,11 @@ SUBMIT_ERRORS: dict[int, Any] = {401: UNAUTHORIZED, 413: PAYLOAD_TOO_LARGE, 503:
 
 
 @dataclass(frozen=True)
-class UploadedFile:
-    """An image sent as a file: stored with its image row, read back by the worker."""
-
-    data: bytes
-    content_type: str
-
-
-@dataclass(frozen=True)
 class NewBatch:
     urls: list[str]
     platform: str | None
     name: str | None
     files: list[UploadedFile] = field(default_factory=list)  # for uploads: one per URL, in order
-
-
-def store_batch(new: NewBatch) -> tuple[int, list[int]]:
-    """The batch, its images and any uploaded bytes in one transaction; returns the ids in URL order."""
-    created = utcnow()
-    with database().session() as session:
-        batch = Batch(name=new.name, platform=new.platform, total=len(new.urls), created_at=created)
-        session.add(batch)
-        session.flush()
-        rows = [
-            {
-                "batch_id": batch.id,
-                "url": url,
-                "platform": new.platform or infer_platform(url),
-                "status": QUEUED,
-                "created_at": created,
-            }
-            for url in new.urls
-        ]
-        image_ids = session.scalars(insert(Image).returning(Image.id, sort_by_parameter_order=True), rows).all()
-        if new.files:
-            files = [
-                {
-                    "image_id": image_id,
-                    "kind": UPLOAD,
-                    "content_type": file.content_type,
-                    "data": file.data,
-                    "created_at": created,
-                }
-                for image_id, file in zip(image_ids, new.files, strict=True)
-            ]
-            session.execute(insert(ImageFile), files)
-        return batch.id, list(image_ids)
-
-
-def delete_batch(batch_id: int) -> None:
-    """Undo a batch whose tasks could not be published; its images and faces go by ON DELETE CASCADE."""
-    with database().session() as session:
-        session.execute(delete(Batch).where(Batch.id == batch_id))
 
 
 def batch_or_404(batch_id: int) -> dict[str, Any]:
@@ -106,12 +58,17 @@ def accept_batch(new: NewBatch) -> tuple[Response, int, dict[str, str]]:
 
     If the broker cannot take the tasks the batch is deleted again, so a 503 leaves no trace.
     """
-    batch_id, image_ids = store_batch(new)
+    uploads = new.files or [None] * len(new.urls)
+    images = [
+        NewImage(url, new.platform or infer_platform(url), upload)
+        for url, upload in zip(new.urls, uploads, strict=True)
+    ]
+    batch_id, image_ids = store_batch(database(), images, name=new.name, platform=new.platform)
     try:
         publish_images(celery(), image_ids)
     except Exception as exc:
         current_app.logger.warning("broker unavailable, batch %s withdrawn: %s", batch_id, exc)
-        delete_batch(batch_id)
+        withdraw_batch(database(), batch_id)
         raise ApiError(503, "broker_unavailable", "job queue unavailable; nothing was stored, retry later") from exc
     return jsonify(batch_or_404(batch_id)), 202, {"Location": url_for("batches.get_batch", batch_id=batch_id)}
 
@@ -148,7 +105,7 @@ def create_batch(body: schemas.BatchCreate) -> tuple[Response, int, dict[str, st
 )
 def list_batches(query: schemas.BatchListQuery) -> Response:
     with database().session() as session:
-        batches = latest_batches(session, page_size(query.limit), **query.filters())
+        batches = latest_batches(session, page_size(query.limit), query.filters())
         counts = batch_counts(session, [batch.id for batch in batches])
         return jsonify({"items": [batch_json(batch, counts[batch.id]) for batch in batches]})
 

@@ -6,7 +6,6 @@ import csv
 import io
 import json
 from collections.abc import Iterable, Iterator
-from typing import Any
 
 from flask import Response, jsonify, stream_with_context
 from flask_openapi3 import APIBlueprint
@@ -38,7 +37,7 @@ def list_faces(query: schemas.FaceListQuery) -> Response:
     limit = page_size(query.limit)
     with database().session() as session:
         faces, next_cursor = faces_page(
-            session, emotion=query.emotion, limit=limit, cursor=query.cursor, **query.filters()
+            session, query.filters(), emotion=query.emotion, limit=limit, cursor=query.cursor
         )
         return jsonify({"items": [face_json(face, listing=True) for face in faces], "next_cursor": next_cursor})
 
@@ -77,13 +76,12 @@ def json_chunks(rows: Iterable[tuple[Face, str]]) -> Iterator[str]:
 )
 def export_faces(query: schemas.FaceExportQuery) -> Response:
     """Every face under the filters, as a download: streamed, so its size is not bounded by memory."""
-    filters: dict[str, Any] = {**query.filters(), "emotion": query.emotion}
-    export_format = query.format
+    filters, emotion, export_format = query.filters(), query.emotion, query.format
     db = database()
 
     def rows() -> Iterator[tuple[Face, str]]:
         with db.session() as session:
-            yield from faces_for_export(session, **filters)
+            yield from faces_for_export(session, filters, emotion)
 
     chunks = csv_chunks(rows()) if export_format == "csv" else json_chunks(rows())
     filename = f"socialfer-faces-{utcnow():%Y%m%dT%H%M%SZ}.{export_format}"

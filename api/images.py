@@ -35,7 +35,7 @@ def list_images(query: schemas.ImageListQuery) -> Response:
     limit = page_size(query.limit)
     with database().session() as session:
         images, next_cursor = recent_images(
-            session, status=query.status, limit=limit, cursor=query.cursor, **query.filters()
+            session, query.filters(), status=query.status, limit=limit, cursor=query.cursor
         )
         return jsonify({"items": [image_json(image) for image in images], "next_cursor": next_cursor})
 

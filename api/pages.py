@@ -12,8 +12,7 @@ from flask_openapi3 import APIBlueprint
 from api import schemas
 from api.context import settings
 from api.openapi import TAGS, media_answer
-from db import PLATFORMS
-from models.labels import EMOTIONS
+from core.vocabulary import EMOTIONS, PLATFORMS
 
 bp = APIBlueprint("pages", __name__, abp_tags=[TAGS["pages"]])
 

@@ -31,7 +31,7 @@ bp = APIBlueprint(
 def get_queue(query: schemas.WindowQuery) -> Response:
     """Images per state under the filters; the worker verdict always over everything."""
     with database().session() as session:
-        images = image_states(session, **query.filters())
+        images = image_states(session, query.filters())
         activity = queue_activity(session, utcnow())
     worker = {
         "state": activity["state"],

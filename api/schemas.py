@@ -27,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Callable, Collection
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
@@ -45,10 +45,10 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from api.context import settings
-from db import IMAGE_STATES, PLATFORMS
+from core.filters import Filters, to_utc
+from core.settings import Settings
+from core.vocabulary import EMOTIONS, IMAGE_STATES, PLATFORMS
 from db.queries import BUCKETS
-from models.labels import EMOTIONS
-from socialfer.settings import Settings
 
 # Ids are 32-bit INTEGER columns: a larger value could never match, and Postgres rejects it.
 MAX_ID = 2**31 - 1
@@ -64,7 +64,7 @@ UTC_TIME = "ISO 8601, UTC (`Z`)."
 
 def setting_default(name: str) -> Any:
     """A setting's default, for limits the document states (the server enforces the configured value)."""
-    return {field.name: field.default for field in dataclasses.fields(Settings)}[name]
+    return Settings.model_fields[name].default
 
 
 # --- validation errors -----------------------------------------------------------------------------
@@ -152,20 +152,16 @@ def one_of(choices: Collection[str]) -> Callable[[Any], str]:
 
 
 def parse_datetime(value: str) -> datetime:
-    """ISO 8601 date or datetime, as an aware UTC datetime; no offset means UTC."""
-    parsed = datetime.fromisoformat(SPACE_FOR_PLUS.sub(r"\1+\2", value))
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    """ISO 8601 date or datetime, as an aware UTC datetime; no offset means UTC. ValueError if invalid."""
+    return to_utc(datetime.fromisoformat(SPACE_FOR_PLUS.sub(r"\1+\2", value)))
 
 
 def utc_datetime(value: Any) -> datetime:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
     try:
-        return parse_datetime(value)
-    except (TypeError, ValueError):
-        raise invalid("must be an ISO 8601 date or datetime, e.g. 2025-01-31 or 2025-01-31T12:00:00Z") from None
+        return to_utc(value) if isinstance(value, datetime) else parse_datetime(value)
+    except (TypeError, ValueError) as exc:
+        reason = str(exc) if "range of dates" in str(exc) else "must be an ISO 8601 date or datetime"
+        raise invalid(f"{reason}, e.g. 2025-01-31 or 2025-01-31T12:00:00Z") from None
 
 
 ID_SCHEMA = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
@@ -232,9 +228,9 @@ class WindowQuery(Query):
         json_schema_extra={"example": "2025-02-01"},
     )
 
-    def filters(self) -> dict[str, Any]:
-        """As keyword arguments for `db.queries`."""
-        return {"platform": self.platform, "batch_id": self.batch_id, "since": self.since, "until": self.until}
+    def filters(self) -> Filters:
+        """The one filter value `db.queries` takes (its times are already UTC)."""
+        return Filters(platform=self.platform, batch_id=self.batch_id, since=self.since, until=self.until)
 
 
 LIMIT_DESCRIPTION = "Items to return; values above the server maximum (default 500) are capped."

@@ -27,7 +27,7 @@ bp = APIBlueprint(
 )
 def get_stats(query: schemas.WindowQuery) -> Response:
     with database().session() as session:
-        return jsonify(stats(session, **query.filters()))
+        return jsonify(stats(session, query.filters()))
 
 
 @bp.get(
@@ -42,4 +42,4 @@ def get_stats(query: schemas.WindowQuery) -> Response:
 def get_timeline(query: schemas.TimelineQuery) -> Response:
     """Faces per emotion per hour or day; the bucket follows the range unless asked for."""
     with database().session() as session:
-        return jsonify(timeline_json(timeline(session, bucket=query.bucket, **query.filters())))
+        return jsonify(timeline_json(timeline(session, query.filters(), bucket=query.bucket)))

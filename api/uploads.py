@@ -14,13 +14,14 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.utils import secure_filename
 
 from api import schemas
-from api.batches import SUBMIT_ERRORS, NewBatch, UploadedFile, accept_batch
+from api.batches import SUBMIT_ERRORS, NewBatch, accept_batch
 from api.context import settings
 from api.errors import ApiError
 from api.openapi import INTERNAL_ERROR, TAGS, WRITE_SECURITY, error_answer, reject
 from api.schemas import MAX_NAME_LENGTH
+from core.settings import Settings
 from db import UPLOAD_URL_PREFIX
-from socialfer.settings import Settings
+from db.lifecycle import UploadedFile
 from workers.formats import SNIFF_BYTES, sniff_image_type
 
 bp = APIBlueprint(
@@ -86,8 +87,8 @@ def form_fields(files: list[FileStorage]) -> schemas.UploadForm:
     "/uploads",
     operation_id="createUpload",
     summary="Submit photos as files: one batch, through the same queue as URLs",
-    description="Every file is checked before anything is stored: its first bytes must be a JPEG, PNG, GIF, WebP "
-    "or BMP signature, and it must fit the per-image byte limit (`SOCIALFER_MAX_IMAGE_BYTES`). Then the batch, its "
+    description="Every file is checked before anything is stored: its first bytes must be a JPEG, PNG, GIF, WebP, "
+    "BMP or TIFF signature, and it must fit the per-image byte limit (`SOCIALFER_MAX_IMAGE_BYTES`). Then the batch, its "
     "images (URL `upload:<file name>`, made safe) and the files' bytes are stored in one transaction and one "
     "analysis task per image is queued. Platform is the `platform` field, else `other`.",
     security=WRITE_SECURITY,

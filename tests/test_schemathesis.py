@@ -16,8 +16,9 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from sqlalchemy import select
 
 from api import create_app
-from db import DONE, Database, Image
-from socialfer.settings import Settings
+from core.settings import Settings
+from core.vocabulary import DONE
+from db import Database, Image
 from tests.factories import add_preview, seed_stats
 from tests.test_api import OPENAPI, broker, settings  # noqa: F401 - fixtures
 

@@ -12,7 +12,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from api.uploads import sniff_image_type
-from db import QUEUED, UPLOAD, Database, Image, ImageFile
+from core.vocabulary import QUEUED
+from db import UPLOAD, Database, Image, ImageFile
 from tests.factories import jpeg_bytes
 from tests.test_api import (  # noqa: F401 - fixtures
     DEAD_BROKER,
