@@ -24,10 +24,12 @@ with the failing field's code (`ErrorCode` in its annotation, else the model's
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import re
 from collections.abc import Callable, Collection
 from datetime import datetime
+from functools import cache
 from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
@@ -102,10 +104,20 @@ class Request(BaseModel):
         Request.by_name[cls.__name__] = cls
 
     @classmethod
+    def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """Cached per model: flask-openapi3 reads a query model's schema on every request (1.5 ms uncached)."""
+        return copy.deepcopy(cached_json_schema(cls, args, tuple(sorted(kwargs.items()))))
+
+    @classmethod
     def field_code(cls, name: int | str) -> str:
         field = cls.model_fields.get(str(name))
         codes = [item.code for item in field.metadata if isinstance(item, ErrorCode)] if field else []
         return codes[0] if codes else cls.error_code
+
+
+@cache
+def cached_json_schema(model: type[Request], args: tuple[Any, ...], kwargs: tuple[tuple[str, Any], ...]) -> Any:
+    return super(Request, model).model_json_schema(*args, **dict(kwargs))
 
 
 def error_for(exc: ValidationError) -> tuple[str, str]:

@@ -88,9 +88,9 @@ def form_fields(files: list[FileStorage]) -> schemas.UploadForm:
     operation_id="createUpload",
     summary="Submit photos as files: one batch, through the same queue as URLs",
     description="Every file is checked before anything is stored: its first bytes must be a JPEG, PNG, GIF, WebP, "
-    "BMP or TIFF signature, and it must fit the per-image byte limit (`SOCIALFER_MAX_IMAGE_BYTES`). Then the batch, its "
-    "images (URL `upload:<file name>`, made safe) and the files' bytes are stored in one transaction and one "
-    "analysis task per image is queued. Platform is the `platform` field, else `other`.",
+    "BMP or TIFF signature, and it must fit the per-image byte limit (`SOCIALFER_MAX_IMAGE_BYTES`). Then the "
+    "batch, its images (URL `upload:<file name>`, made safe) and the files' bytes are stored in one transaction "
+    "and one analysis task per image is queued. Platform is the `platform` field, else `other`.",
     security=WRITE_SECURITY,
     openapi_extensions={
         "requestBody": {
