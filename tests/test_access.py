@@ -119,7 +119,9 @@ def sign_in(client: FlaskClient, key: str) -> str:
 
 
 def test_session_cookie_reads_writes_with_csrf_and_ends_with_revocation(
-    app: Flask, pg_database: Database, broker  # noqa: F811
+    app: Flask,
+    pg_database: Database,
+    broker,  # noqa: F811
 ) -> None:
     row, key = create_key(pg_database, "analyst", WRITE)
     client = app.test_client()
