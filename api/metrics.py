@@ -3,23 +3,22 @@
 The route label is the URL rule (`/api/v1/batches/<id:batch_id>`), never the raw path, so
 the number of series stays fixed whatever clients send; unmatched paths count as `unmatched`.
 Under gunicorn every worker process writes its own files and `/metrics` sums them all
-(`socialfer.prometheus`). `/metrics` needs an admin key (`SOCIALFER_ADMIN_KEYS`, else one of
-`SOCIALFER_API_KEYS`) whenever keys are configured.
+(`socialfer.prometheus`). `/metrics` needs an admin key whenever keys exist (its rule in api/auth.py's ACCESS).
 """
 
 from __future__ import annotations
 
 import time
 
-from flask import Blueprint, Flask, Response, g, request
+from flask import Flask, Response, g, request
+from flask_openapi3 import APIBlueprint
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
-from api.auth import key_is_valid
 from api.context import settings
-from api.errors import ApiError
-from socialfer.prometheus import exposition_registry
+from api.openapi import DATA_ROUTE_ERRORS, TAGS, WRITE_SECURITY, media_answer
+from core.prometheus import exposition_registry
 
-bp = Blueprint("metrics", __name__)
+bp = APIBlueprint("metrics", __name__, abp_tags=[TAGS["service"]], abp_responses=DATA_ROUTE_ERRORS)
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 REQUESTS = Counter("socialfer_http_requests", "HTTP requests answered", ["method", "route", "status"])
@@ -44,15 +43,18 @@ def count_response(response: Response) -> Response:
 def init_app(app: Flask) -> None:
     app.before_request(start_timer)
     app.after_request(count_response)
-    app.register_blueprint(bp)
+    app.register_api(bp)
 
 
-@bp.get("/metrics")
+@bp.get(
+    "/metrics",
+    operation_id="metrics",
+    summary="Prometheus metrics of every API process (admin)",
+    description="Requests by route and status and their latency, summed over gunicorn's worker processes "
+    "(README: Metrics). Needs an admin-scope key whenever keys exist.",
+    security=WRITE_SECURITY,
+    responses={200: media_answer("The Prometheus text format.", "text/plain")},
+)
 def metrics() -> Response:
-    config = settings()
-    keys = config.admin_keys or config.api_keys
-    if keys:
-        scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not key_is_valid(presented.strip(), keys):
-            raise ApiError(401, "unauthorized", "an admin key is required: Authorization: Bearer <key>")
-    return Response(generate_latest(exposition_registry()), content_type=CONTENT_TYPE_LATEST)
+    registry = exposition_registry(settings().prometheus_multiproc_dir)
+    return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

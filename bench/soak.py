@@ -38,7 +38,8 @@ sys.path.insert(0, str(ROOT))
 import cv2  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
-from db import DONE, FAILED, Database, Face, Image  # noqa: E402
+from core.vocabulary import DONE, FAILED  # noqa: E402
+from db import Database, Face, Image  # noqa: E402
 from db.migrate import upgrade  # noqa: E402
 from tests.support import image_server  # noqa: E402
 from tests.test_faults import own_redis, pg_ctl, throwaway_postgres  # noqa: E402
@@ -121,7 +122,7 @@ def submit(database_url: str, broker_url: str, urls: list[str]) -> None:
     import dataclasses
 
     from api import create_app
-    from socialfer.settings import load_settings
+    from core.settings import load_settings
 
     settings = dataclasses.replace(load_settings(), database_url=database_url, broker_url=broker_url, api_keys=())
     app = create_app(settings)

@@ -14,7 +14,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import exists, func, select, update
 from sqlalchemy.orm import Session
 
-from db.schema import PROCESSING, QUEUED, Batch, Image, utcnow
+from core.vocabulary import FAILED, PROCESSING, QUEUED
+from db.schema import Batch, Image, utcnow
 
 WAITING, PENDING, DELIVERED, CALLBACK_FAILED = "waiting", "pending", "delivered", "failed"
 
@@ -98,7 +99,7 @@ def failure_codes(session: Session, batch_id: int) -> dict[str, int]:
     """Failed images per error code, most frequent first."""
     rows = session.execute(
         select(Image.error_code, func.count())
-        .where(Image.batch_id == batch_id, Image.error_code.is_not(None), Image.status == "failed")
+        .where(Image.batch_id == batch_id, Image.error_code.is_not(None), Image.status == FAILED)
         .group_by(Image.error_code)
         .order_by(func.count().desc(), Image.error_code)
     )

@@ -1,15 +1,16 @@
 """Whether `socialfer serve` may listen where it was asked to.
 
-Reads are open and, with no `SOCIALFER_API_KEYS`, so are writes: fine on the loopback
+While no API key exists (no `SOCIALFER_API_KEYS`, none made by `socialfer keys create`)
+the service is in open mode: anyone who reaches it may do anything. Fine on the loopback
 interface of one machine, not on an address others can reach. So serving on any other
-address needs keys, or the explicit `SOCIALFER_ALLOW_OPEN_API=1`.
+address needs a key, or the explicit `SOCIALFER_ALLOW_OPEN_API=1`.
 """
 
 from __future__ import annotations
 
 import ipaddress
 
-from socialfer.settings import Settings
+from core.settings import Settings
 
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
 
@@ -25,11 +26,26 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
-def open_api_refusal(host: str, settings: Settings) -> str | None:
+def stored_key_count(settings: Settings) -> int:
+    """Live keys in the database; 0 when it cannot be read yet (not migrated: no keys either)."""
+    from db import Database
+    from db.access import live_key_count
+
+    database = Database(settings.database_url)
+    try:
+        return live_key_count(database)
+    except Exception:  # noqa: BLE001 - an unmigrated or unreachable database holds no key we could honour
+        return 0
+    finally:
+        database.dispose()
+
+
+def open_api_refusal(host: str, settings: Settings, stored_keys: int = 0) -> str | None:
     """Why serving on `host` is refused, or None when it is allowed."""
-    if settings.api_keys or settings.allow_open_api or is_loopback_host(host):
+    if settings.api_keys or stored_keys or settings.allow_open_api or is_loopback_host(host):
         return None
     return (
-        f"refusing to serve an open API on {host}: without SOCIALFER_API_KEYS anyone who can reach it may "
-        "submit work. Set SOCIALFER_API_KEYS, serve on 127.0.0.1, or set SOCIALFER_ALLOW_OPEN_API=1 to accept that."
+        f"refusing to serve an open API on {host}: with no API key anyone who can reach it may do anything. "
+        "Set SOCIALFER_API_KEYS (or `socialfer keys create`), serve on 127.0.0.1, "
+        "or set SOCIALFER_ALLOW_OPEN_API=1 to accept that."
     )

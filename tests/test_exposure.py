@@ -36,4 +36,4 @@ def test_serve_refuses_before_listening(monkeypatch, tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["serve", "--host", "0.0.0.0", "--port", "1"])
     assert result.exit_code == 1
     assert "refusing to serve an open API on 0.0.0.0" in result.output
-    assert not (tmp_path / "socialfer.db").exists()  # refused before doing anything
+    assert "is serving on" not in result.output  # refused before any server or worker starts

@@ -18,13 +18,15 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
+from core.vocabulary import WRITE
 from db import Database, Face, Image
+from db.access import create_key
 from tests.support import free_port, image_server, socialfer_process, wait_until
 from tests.test_webhooks import SECRET, independent_check, receiver
 
 pytestmark = pytest.mark.slow
 
-WRITER, ADMIN = "writer-key", "admin-key"
+ADMIN = "admin-key"
 
 
 def scrape(url: str, headers: dict[str, str] | None = None) -> dict[tuple[str, tuple], float]:
@@ -57,14 +59,14 @@ def test_metrics_logs_and_callback_agree_with_the_database(
 ) -> None:
     redis.Redis.from_url(redis_url).flushdb()
     api_port, metrics_port = free_port(), free_port()
-    base, auth = f"http://127.0.0.1:{api_port}", {"Authorization": f"Bearer {WRITER}"}
+    _, writer = create_key(pg_database, "observability test", WRITE)
+    base, auth = f"http://127.0.0.1:{api_port}", {"Authorization": f"Bearer {writer}"}
     env = {
         "SOCIALFER_DATABASE_URL": pg_database.url,
         "SOCIALFER_BROKER_URL": redis_url,
         "SOCIALFER_ALLOW_PRIVATE_URLS": "1",
         "SOCIALFER_DATA_DIR": str(tmp_path),
-        "SOCIALFER_API_KEYS": WRITER,
-        "SOCIALFER_ADMIN_KEYS": ADMIN,
+        "SOCIALFER_API_KEYS": ADMIN,  # a bootstrap admin key; a write key is made below
         "SOCIALFER_WEBHOOK_SECRET": SECRET,
         "SOCIALFER_WEBHOOK_RETRY_BASE_DELAY": "1",
         "SOCIALFER_LOG_FORMAT": "json",
@@ -93,15 +95,15 @@ def test_metrics_logs_and_callback_agree_with_the_database(
 
         def delivered() -> dict | None:
             assert worker_process.poll() is None, worker_log.read_text()[-3000:]
-            batch = requests.get(f"{base}/api/v1/batches/{batch_id}", timeout=10).json()
+            batch = requests.get(f"{base}/api/v1/batches/{batch_id}", headers=auth, timeout=10).json()
             return batch if batch["status"] == "done" and batch["callback"]["state"] == "delivered" else None
 
         batch = wait_until(delivered, timeout=420, interval=1, what="the batch and its callback")
         stats_calls = 7
         for _ in range(stats_calls):  # one connection each, so both gunicorn processes take some
-            assert requests.get(f"{base}/api/v1/stats", timeout=10).status_code == 200
+            assert requests.get(f"{base}/api/v1/stats", headers=auth, timeout=10).status_code == 200
         assert requests.get(f"{base}/metrics", timeout=10).status_code == 401
-        assert requests.get(f"{base}/metrics", headers=auth, timeout=10).status_code == 401  # a writer is no admin
+        assert requests.get(f"{base}/metrics", headers=auth, timeout=10).status_code == 403  # a writer is no admin
         api = scrape(f"{base}/metrics", {"Authorization": f"Bearer {ADMIN}"})
         wait_for(f"http://127.0.0.1:{metrics_port}/metrics")
         worker = scrape(f"http://127.0.0.1:{metrics_port}/metrics")
@@ -111,7 +113,7 @@ def test_metrics_logs_and_callback_agree_with_the_database(
             capture_output=True,
             text=True,
             timeout=180,
-            env={**os.environ, "SOCIALFER_API_KEY": WRITER},
+            env={**os.environ, "SOCIALFER_API_KEY": writer},
         )
 
     with pg_database.session() as session:
@@ -137,7 +139,8 @@ def test_metrics_logs_and_callback_agree_with_the_database(
     assert value(api, "socialfer_http_request_duration_seconds_count", method="GET", route=route) == stats_calls
     post = {"method": "POST", "route": "/api/v1/batches"}
     assert value(api, "socialfer_http_requests_total", status="202", **post) == 1
-    assert value(api, "socialfer_http_requests_total", method="GET", route="/metrics", status="401") == 2
+    assert value(api, "socialfer_http_requests_total", method="GET", route="/metrics", status="401") == 1
+    assert value(api, "socialfer_http_requests_total", method="GET", route="/metrics", status="403") == 1
 
     # the worker, summed over its pool processes, against the database
     assert value(worker, "socialfer_image_attempts_total", outcome="done", error_code="") == states["done"]

@@ -19,10 +19,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
-from db import FAILED, PROCESSING, Batch, Database
+from core.settings import Settings
+from core.vocabulary import FAILED, PROCESSING
+from db import Batch, Database
 from db import callbacks as state
 from db.schema import utcnow
-from socialfer.settings import Settings
 from tests.factories import add_batch, add_image, jpeg_bytes
 from tests.support import make_settings
 from tests.test_api import broker, client, make_client, settings  # noqa: F401 - fixtures

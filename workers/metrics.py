@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING
 from prometheus_client import Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
-from socialfer.prometheus import exposition_registry
+from core.prometheus import exposition_registry
 
 if TYPE_CHECKING:
     from celery import Celery
 
+    from core.settings import Settings
     from models.analyzer import FaceAnalyzer
-    from socialfer.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -119,10 +119,9 @@ def serve_worker_metrics(app: Celery, settings: Settings) -> bool:
         return False
     from prometheus_client import start_http_server
 
+    registry = exposition_registry(settings.prometheus_multiproc_dir, QueueDepth(app))
     try:
-        start_http_server(
-            settings.worker_metrics_port, settings.worker_metrics_host, registry=exposition_registry(QueueDepth(app))
-        )
+        start_http_server(settings.worker_metrics_port, settings.worker_metrics_host, registry=registry)
     except OSError as exc:
         log.warning(
             "worker metrics: cannot listen on %s:%s (%s); set SOCIALFER_WORKER_METRICS_PORT to a free port",

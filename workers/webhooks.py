@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
+from core.filters import Filters
 from db import Batch, Database
 from db import callbacks as state
 from db.queries import batch_counts, stats
@@ -33,7 +34,7 @@ from workers.metrics import WEBHOOK_DELIVERIES
 if TYPE_CHECKING:
     from celery import Celery
 
-    from socialfer.settings import Settings
+    from core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ def batch_summary(database: Database, batch_id: int) -> dict[str, Any]:
     with database.session() as session:
         batch = session.get(Batch, batch_id)
         counts = batch_counts(session, [batch_id])[batch_id]
-        summary = stats(session, batch_id=batch_id)
+        summary = stats(session, Filters(batch_id=batch_id))
         return {
             "event": "batch.finished",
             "batch": {"id": batch_id, "name": batch.name, "total": batch.total, **counts},
