@@ -14,6 +14,7 @@ RUN pip install uv==0.13.9 \
 COPY README.md ./
 COPY api api
 COPY workers workers
+COPY core core
 COPY db db
 COPY models models
 COPY socialfer socialfer
