@@ -10,13 +10,20 @@ from __future__ import annotations
 
 import os
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Response, current_app, jsonify
+from flask_openapi3 import APIBlueprint
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from api import schemas
 from api.context import celery, database, settings
+from api.openapi import TAGS
 
-bp = Blueprint("health", __name__)
+bp = APIBlueprint("health", __name__, abp_tags=[TAGS["service"]])
+UNHEALTHY = {
+    "description": "The database or the broker is unreachable (the body says which).",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}},
+}
 
 
 def database_ok() -> bool:
@@ -43,12 +50,22 @@ def broker_ok() -> bool:
     return True
 
 
-@bp.get("/livez")
+@bp.get(
+    "/livez",
+    operation_id="live",
+    summary="Liveness: the process answers (checks nothing else)",
+    responses={200: schemas.Live},
+)
 def livez() -> tuple[Response, int]:
     return jsonify({"status": "ok"}), 200
 
 
-@bp.get("/healthz")
+@bp.get(
+    "/healthz",
+    operation_id="health",
+    summary="Readiness: the database runs `SELECT 1` and the broker takes a connection",
+    responses={200: schemas.Health, 503: UNHEALTHY},
+)
 def healthz() -> tuple[Response, int]:
     checks = {"database": database_ok(), "broker": broker_ok()}
     healthy = all(checks.values())

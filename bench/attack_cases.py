@@ -43,18 +43,17 @@ def status_mb(field: str) -> float:
 
 def one_attempt(url: str, upload: bytes | None) -> dict:
     """Child process: one image row, one `process_image`, the outcome and the peak memory."""
-    import dataclasses
-
-    from db import QUEUED, UPLOAD, Batch, Database, Image, ImageFile
+    from core.settings import load_settings
+    from core.vocabulary import QUEUED
+    from db import UPLOAD, Batch, Database, Image, ImageFile
     from db.migrate import upgrade
-    from socialfer.settings import load_settings
     from workers.pipeline import WorkerContext, process_image
 
     folder = Path(tempfile.mkdtemp())
     database_url = f"sqlite:///{folder / 'bench.db'}"
     upgrade(database_url)
-    settings = dataclasses.replace(
-        load_settings(), data_dir=folder, database_url=database_url, allow_private_urls=True, max_attempts=1
+    settings = load_settings().with_changes(
+        data_dir=folder, database_url=database_url, allow_private_urls=True, max_attempts=1
     )
     database = Database(database_url)
     with database.session() as session:

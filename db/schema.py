@@ -13,11 +13,8 @@ from datetime import UTC, datetime
 from sqlalchemy import DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from models.labels import EMOTIONS
+from core.vocabulary import EMOTIONS, QUEUED
 
-QUEUED, PROCESSING, DONE, FAILED = "queued", "processing", "done", "failed"
-IMAGE_STATES = (QUEUED, PROCESSING, DONE, FAILED)
-PLATFORMS = ("facebook", "instagram", "twitter", "other")
 UPLOAD_URL_PREFIX = "upload:"  # an image sent as a file: its bytes wait in image_files, kind "upload"
 UPLOAD, PREVIEW = "upload", "preview"
 # The hour under which image_hours counts a done image without a finish time (none in practice:
@@ -41,6 +38,14 @@ class Batch(Base):
     platform: Mapped[str | None] = mapped_column(String(16))
     total: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # The batch-end callback (db/callbacks.py): waiting -> pending (sending or retrying) -> delivered | failed.
+    callback_url: Mapped[str | None] = mapped_column(Text)
+    callback_state: Mapped[str | None] = mapped_column(String(16), index=True)
+    callback_attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    callback_last_status: Mapped[int | None] = mapped_column(Integer)  # the receiver's HTTP status
+    callback_last_error: Mapped[str | None] = mapped_column(Text)
+    callback_ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # when the batch ended
+    callback_due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # next attempt, or lease end
 
     images: Mapped[list[Image]] = relationship(back_populates="batch", order_by="Image.id")
 
@@ -171,3 +176,33 @@ class FaceHour(Base):
     @property
     def counts(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in EMOTIONS}
+
+
+class ApiKey(Base):
+    """An API key: only its SHA-256 is stored (keys are 256-bit random tokens, so a fast hash is
+    enough and lets each request be checked with one indexed lookup); the key itself is shown
+    once, when it is created. `prefix` is its first characters, to recognise it in a list."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    scope: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AuditEntry(Base):
+    """One write, delete or key change: who (the key's name), what, on what, how many."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str | None] = mapped_column(String(200))
+    count: Mapped[int] = mapped_column(Integer, default=0)

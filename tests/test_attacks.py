@@ -21,7 +21,8 @@ import pytest
 import redis
 import requests
 
-from db import DONE, FAILED, UPLOAD, Database, ImageFile
+from core.vocabulary import DONE, FAILED
+from db import UPLOAD, Database, ImageFile
 from tests.attack_corpus import CASES, AttackCase, HostileServer, hostile_server, upload_bytes
 from tests.support import free_port, socialfer_process, wait_until
 from tests.test_e2e import wait_for_api

@@ -36,8 +36,8 @@ FILTERED_ROUTES = [
 EDGE_DATES = [
     ("since", "0001-01-01T00:00:00+05:00"),  # before the first representable instant once in UTC
     ("until", "9999-12-31T23:59:59-05:00"),  # after the last one
-    ("since", "0001-01-01"),
-    ("until", "9999-12-31T23:59:59.999999Z"),
+    ("since", "0001-01-01T00:00:00.000001+00:01"),
+    ("until", "9999-12-31T23:59:59.999999-00:01"),
 ]
 DEEP_JSON = "[" * 100_000 + "]" * 100_000
 
@@ -49,8 +49,9 @@ def test_dates_at_the_edge_of_the_range_are_400(client: FlaskClient, route: str,
 
 
 @pytest.mark.parametrize("route", FILTERED_ROUTES)
-def test_the_widest_accepted_range_answers(client: FlaskClient, route: str) -> None:
-    response = client.get(route, query_string={"since": "0001-01-02T00:00:00+00:00", "until": "9999-12-30T23:00:00Z"})
+def test_the_first_and_last_representable_instants_answer(client: FlaskClient, route: str) -> None:
+    """Rounding to hours or days inside the queries must not overflow either."""
+    response = client.get(route, query_string={"since": "0001-01-01", "until": "9999-12-31T23:59:59.999999Z"})
     assert response.status_code == 200, response.get_data(as_text=True)
 
 
@@ -72,7 +73,7 @@ def test_text_no_database_can_store_is_400(
 @pytest.mark.parametrize(
     ("body", "code", "message_start"),
     [
-        ({"urls": ["https://a.com/1.jpg"], "name": "bad\u0000name"}, "invalid_name", "name: contains U+0000"),
+        ({"urls": ["https://a.com/1.jpg"], "name": "bad\u0000name"}, "invalid_name", "name: must not contain NUL"),
         ({"urls": ["https://a.com/\u0000.jpg"]}, "invalid_url", "urls[0]: contains whitespace or control"),
     ],
 )
@@ -99,7 +100,7 @@ def test_deeply_nested_json_is_400(client: FlaskClient, pg_database: Database, d
 def test_an_upload_name_with_nul_is_400(client: FlaskClient, pg_database: Database) -> None:
     data = {"files": [(io.BytesIO(jpeg_bytes(20, 20)), "a.jpg")], "name": "bad\u0000name"}
     response = client.post("/api/v1/uploads", data=data, content_type="multipart/form-data")
-    assert_error(response, 400, "invalid_name", "name: contains U+0000")
+    assert_error(response, 400, "invalid_name", "name: must not contain NUL")
     assert stored(pg_database) == (0, 0)
 
 

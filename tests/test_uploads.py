@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import os
 import tracemalloc
@@ -17,10 +16,11 @@ from sqlalchemy import delete, func, select
 
 from api import create_app
 from api.uploads import sniff_image_type
-from db import QUEUED, UPLOAD, Batch, Database, Image, ImageFile
+from core.settings import load_settings
+from core.vocabulary import QUEUED
+from db import UPLOAD, Batch, Database, Image, ImageFile
 from db.schema import utcnow
 from db.upload_store import UploadStream, store_upload
-from socialfer.settings import load_settings
 from tests.factories import jpeg_bytes
 from tests.test_api import (  # noqa: F401 - fixtures
     DEAD_BROKER,
@@ -97,6 +97,7 @@ def test_unnamed_and_non_ascii_files_get_safe_names(client: FlaskClient, pg_data
         ([], {}, 400, "invalid_files", "files:"),
         ([(JPEG, "a.jpg")], {"platform": "myspace"}, 400, "invalid_platform", "platform:"),
         ([(JPEG, "a.jpg")], {"name": "n" * 201}, 400, "invalid_name", "name:"),
+        ([(JPEG, "a.jpg")], {"name": "a\x00b"}, 400, "invalid_name", "name: must not contain NUL"),
         ([(JPEG + b"0" * 5000, "big.jpg")], {}, 413, "file_too_large", "files[0] (big.jpg): larger than the 4000"),
     ],
 )
@@ -222,8 +223,7 @@ def test_queued_uploads_are_bounded_and_room_returns_as_workers_finish(
 
 
 def test_the_bound_holds_on_the_embedded_default(tmp_path, sqlite_url: str) -> None:
-    config = dataclasses.replace(
-        load_settings(),
+    config = load_settings().with_changes(
         database_url=sqlite_url,
         broker_url="filesystem://",
         data_dir=tmp_path,

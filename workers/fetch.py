@@ -31,7 +31,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 
-from socialfer.settings import Settings
+from core.settings import Settings
 from workers.addresses import address_problem, is_public_address
 from workers.deadline import Deadline, DeadlineExceeded, SocketWatch, call_within
 from workers.formats import SNIFF_BYTES, sniff_image_type
@@ -166,7 +166,7 @@ class WatchedHTTPSConnection(HTTPSConnection):
 class PinnedAdapter(HTTPAdapter):
     """Connects to a checked IP address while TLS still presents and verifies the host name."""
 
-    def __init__(self, hostname: str, watch: SocketWatch):
+    def __init__(self, hostname: str, watch: SocketWatch | None = None):
         self.hostname = hostname
         self.watch = watch
         super().__init__(max_retries=0)
@@ -180,6 +180,8 @@ class PinnedAdapter(HTTPAdapter):
 
     def get_connection_with_tls_context(self, request, verify, proxies=None, cert=None):
         pool = super().get_connection_with_tls_context(request, verify, proxies, cert)
+        if self.watch is None:
+            return pool
         pool.ConnectionCls = WatchedHTTPSConnection if pool.scheme == "https" else WatchedHTTPConnection
         pool.conn_kw["watch"] = self.watch
         return pool
