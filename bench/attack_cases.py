@@ -64,7 +64,7 @@ def one_attempt(url: str, upload: bytes | None) -> dict:
             session.add(ImageFile(image_id=image.id, kind=UPLOAD, content_type="image/jpeg", data=upload))
         image_id = image.id
     del upload
-    context = WorkerContext(settings, database, analyzer_factory=NoFaces)
+    context = WorkerContext(settings, database, analyzer_factory=lambda _settings: NoFaces())
     before = status_mb("VmRSS")
     started = time.monotonic()
     outcome = process_image(image_id, context)
