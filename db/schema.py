@@ -13,11 +13,8 @@ from datetime import UTC, datetime
 from sqlalchemy import DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from models.labels import EMOTIONS
+from core.vocabulary import EMOTIONS, QUEUED
 
-QUEUED, PROCESSING, DONE, FAILED = "queued", "processing", "done", "failed"
-IMAGE_STATES = (QUEUED, PROCESSING, DONE, FAILED)
-PLATFORMS = ("facebook", "instagram", "twitter", "other")
 UPLOAD_URL_PREFIX = "upload:"  # an image sent as a file: its bytes wait in image_files, kind "upload"
 UPLOAD, PREVIEW = "upload", "preview"
 # The hour under which image_hours counts a done image without a finish time (none in practice:

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import click
 
-from db.schema import PLATFORMS
-from socialfer.settings import load_settings
+from core.filters import Filters
+from core.settings import Settings, SettingsError, load_settings
+from core.vocabulary import PLATFORMS
 
 DEFAULT_API = "http://127.0.0.1:8000"
 
@@ -23,6 +23,21 @@ fer2013_option = click.option(
     default=None,
     help="FER2013 NPZ (default: $SOCIALFER_FER2013 or ../shared/data/fer2013.npz).",
 )
+
+
+def cli_settings() -> Settings:
+    """The settings from the environment; a bad value ends the command with what is wrong, not a traceback."""
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def fer2013_path(settings: Settings) -> Path:
+    """`SOCIALFER_FER2013`, else the shared copy beside the project."""
+    from models.data import default_data_path
+
+    return settings.fer2013 or default_data_path()
 
 
 @click.group()
@@ -71,13 +86,13 @@ def train(
     limit: int | None,
 ) -> None:
     """Train the expression model on FER2013 (selection on PublicTest, report on PrivateTest)."""
-    from models.data import default_data_path
     from models.train import TrainConfig
     from models.train import train as run_training
     from models.weights import DEFAULT_MODEL_PATH
 
+    settings = cli_settings()
     cfg = TrainConfig(
-        data=data or default_data_path(),
+        data=data or fer2013_path(settings),
         run_dir=run_dir,
         output=output or DEFAULT_MODEL_PATH,
         epochs=epochs,
@@ -87,6 +102,7 @@ def train(
         precision=precision,
         seed=seed,
         limit=limit,
+        verbose=settings.train_verbose,
     )
     card = run_training(cfg)
     click.echo(json.dumps(card, indent=2))
@@ -97,7 +113,7 @@ def migrate() -> None:
     """Create or upgrade the database schema (Alembic)."""
     from db.migrate import upgrade
 
-    settings = load_settings()
+    settings = cli_settings()
     upgrade(settings.database_url)
     click.echo(f"database is at the latest schema: {redact(settings.database_url)}")
 
@@ -114,7 +130,7 @@ def serve(host: str, port: int, http_workers: int, with_worker: bool | None) -> 
     from db.migrate import upgrade
     from socialfer.server import GunicornServer, start_worker_process
 
-    settings = load_settings()
+    settings = cli_settings()
     if settings.database_url.startswith("sqlite"):
         upgrade(settings.database_url)  # the embedded default sets itself up
     if with_worker if with_worker is not None else settings.embedded_broker:
@@ -148,10 +164,11 @@ def worker(concurrency: int | None, loglevel: str) -> None:
     """Run a Celery worker that analyses queued images."""
     from workers.celery_app import QUEUE, make_celery
 
-    concurrency = concurrency or os.cpu_count() or 1
-    settings = load_settings()
+    settings = cli_settings()
+    if concurrency:
+        settings = settings.with_changes(worker_concurrency=concurrency)
+    concurrency = settings.pool_processes()  # also sizes each process's TensorFlow threads
     app = make_celery(settings)
-    app.conf.worker_concurrency = concurrency  # also sizes each process's TensorFlow threads (workers.tasks)
     app.set_current()
     app.set_default()
     pool = "solo" if concurrency == 1 else "prefork"
@@ -245,10 +262,10 @@ def analyze(image_files: tuple[str, ...], as_json: bool) -> None:
     """Analyse local image files directly (no queue) and print faces and emotions."""
     from pathlib import Path
 
-    from models import FaceAnalyzer
+    from models import EmotionClassifier, FaceAnalyzer
     from workers.imaging import DecodeError, decode_image
 
-    analyzer = FaceAnalyzer()
+    analyzer = FaceAnalyzer(classifier=EmotionClassifier(cli_settings().model_path))
     failed = False
     for path in image_files:
         try:
@@ -305,11 +322,11 @@ def evaluate(data: Path | None, split: str, model_path: Path | None, confusion_p
     """Score the expression model on a FER2013 split, exactly as the product classifies."""
     import numpy as np
 
-    from models.data import default_data_path
     from models.evaluate import confusion_png as save_confusion
     from models.evaluate import evaluate_model
 
-    result = evaluate_model(model_path, data or default_data_path(), split)
+    settings = cli_settings()
+    result = evaluate_model(model_path or settings.model_path, data or fer2013_path(settings), split)
     png = confusion_png or Path(f"confusion-{split}.png")
     save_confusion(np.array(result["confusion_matrix"]), png, f"{split}: accuracy {result['accuracy']:.4f}")
     result["confusion_png"] = str(png)
@@ -346,13 +363,12 @@ def stats_command(
     from db import Database
     from db.queries import stats
 
-    settings = load_settings()
+    settings = cli_settings()
     database = Database(settings.database_url)
-    window = {"since": since, "until": until}
-    filters = {key: value.replace(tzinfo=UTC) if value else None for key, value in window.items()}
+    filters = Filters(platform=platform, batch_id=batch_id, since=since, until=until)  # naive times are UTC
     try:
         with database.session() as session:
-            result = stats(session, platform=platform, batch_id=batch_id, **filters)
+            result = stats(session, filters)
     except SQLAlchemyError as exc:
         raise click.ClickException(
             f"cannot read {redact(settings.database_url)} ({exc.__class__.__name__}): "

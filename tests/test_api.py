@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import dataclasses
 import json
 import os
 import re
@@ -19,20 +18,33 @@ import pytest
 import redis
 from flask import Flask
 from flask.testing import FlaskClient
+from pydantic import ValidationError
 from sqlalchemy import func, select, update
 
 from api import create_app
+from api.schemas import BatchCreate, FaceListQuery, error_for
 from api.serialize import iso
-from db import DONE, FAILED, PLATFORMS, PROCESSING, QUEUED, Batch, Database, Face, Image
-from models.labels import EMOTIONS
-from socialfer.settings import Settings, load_settings
+from core.settings import Settings, load_settings
+from core.vocabulary import DONE, EMOTIONS, FAILED, PLATFORMS, PROCESSING, QUEUED
+from db import Batch, Database, Face, Image
 from tests.factories import T0, StatsData, add_batch, add_faces, add_image, counting_statements, seed_stats
 from tests.schema_check import problems, resolve
 from workers.celery_app import ANALYZE_IMAGE, QUEUE
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEAD_BROKER = "redis://127.0.0.1:1/0"
-OPENAPI = json.loads((PROJECT_ROOT / "api" / "openapi.json").read_text())
+
+
+def generated_openapi() -> dict[str, Any]:
+    """The document the app serves, generated from the routes and api/schemas.py; no settings change it,
+    so an app on in-memory SQLite builds the same one."""
+    app = create_app(load_settings().with_changes(database_url="sqlite://", broker_url="memory://"))
+    document = app.api_doc
+    app.extensions["db"].dispose()
+    return document
+
+
+OPENAPI = generated_openapi()
 
 ClientFactory = Callable[..., FlaskClient]
 
@@ -52,9 +64,7 @@ def broker(redis_url: str) -> Iterator[redis.Redis]:
 
 @pytest.fixture
 def settings(tmp_path: Path, pg_database: Database, pg_url: str, redis_url: str, broker: redis.Redis) -> Settings:
-    return dataclasses.replace(
-        load_settings(), database_url=pg_url, broker_url=redis_url, data_dir=tmp_path, api_keys=()
-    )
+    return load_settings().with_changes(database_url=pg_url, broker_url=redis_url, data_dir=tmp_path, api_keys=())
 
 
 @pytest.fixture
@@ -63,7 +73,7 @@ def make_client(settings: Settings) -> Iterator[ClientFactory]:
     apps: list[Flask] = []
 
     def make(**overrides: Any) -> FlaskClient:
-        app = create_app(dataclasses.replace(settings, **overrides))
+        app = create_app(settings.with_changes(**overrides))
         apps.append(app)
         return app.test_client()
 
@@ -107,7 +117,7 @@ def assert_error(response: Any, status: int, code: str, message_start: str = "")
 
 
 def conforms(body: Any, schema_name: str) -> None:
-    """The response matches its schema in api/openapi.json, with no undocumented keys."""
+    """The response matches its schema in the OpenAPI document, with no undocumented keys."""
     found = problems(body, {"$ref": f"#/components/schemas/{schema_name}"}, OPENAPI)
     assert found == [], found
 
@@ -220,6 +230,7 @@ LONG_URL = "https://example.com/" + "a" * 41  # 61 characters, over the max_url_
         ({"urls": ["https://a.com/1"], "platform": 3}, "invalid_platform", "platform:"),
         ({"urls": ["https://a.com/1"], "name": "n" * 201}, "invalid_name", "name:"),
         ({"urls": ["https://a.com/1"], "name": ["x"]}, "invalid_name", "name:"),
+        ({"urls": ["https://a.com/1"], "name": "a\x00b"}, "invalid_name", "name: must not contain NUL"),
     ],
 )
 def test_invalid_batches_are_rejected_and_store_nothing(
@@ -714,7 +725,7 @@ def test_openapi_lists_every_route_and_method(client: FlaskClient) -> None:
 
     routes: dict[str, set[str]] = {}
     for rule in client.application.url_map.iter_rules():
-        if rule.endpoint != "static":
+        if rule.endpoint.rpartition(".")[2] != "static":  # the app's and Swagger UI's static files
             routes.setdefault(openapi_path(rule.rule), set()).update(rule.methods - {"HEAD", "OPTIONS"})
     documented = {path: {method.upper() for method in item} for path, item in document["paths"].items()}
     assert documented == {path: methods for path, methods in routes.items()}
@@ -744,8 +755,8 @@ def test_error_responses_match_the_documented_shape(client: FlaskClient) -> None
 
 def test_submit_and_stats_on_sqlite_with_filesystem_broker(tmp_path: Path, sqlite_url: str) -> None:
     """The same flow on the embedded default, where datetimes come back naive and compare as strings."""
-    settings = dataclasses.replace(
-        load_settings(), database_url=sqlite_url, broker_url="filesystem://", data_dir=tmp_path, api_keys=()
+    settings = load_settings().with_changes(
+        database_url=sqlite_url, broker_url="filesystem://", data_dir=tmp_path, api_keys=()
     )
     app = create_app(settings)
     client = app.test_client()
@@ -802,7 +813,7 @@ def test_api_never_imports_tensorflow_or_worker_code(tmp_path: Path) -> None:
     script = """
 import sys
 from db.migrate import upgrade
-from socialfer.settings import load_settings
+from core.settings import load_settings
 from api import create_app
 upgrade(load_settings().database_url)
 client = create_app().test_client()
@@ -839,3 +850,56 @@ def test_pages_load_only_this_servers_assets(client: FlaskClient, path: str) -> 
     assert not re.search(r'(?:src|href|action)="(?:https?:)?//', html)
     config = json.loads(re.search(r'<script id="config" type="application/json">(.*?)</script>', html, re.S)[1])
     assert config["emotions"] == list(EMOTIONS) and config["platforms"] == list(PLATFORMS)
+
+
+@pytest.mark.parametrize(
+    "route",
+    ["/api/v1/stats", "/api/v1/timeline", "/api/v1/faces", "/api/v1/images", "/api/v1/batches", "/api/v1/queue"],
+)
+@pytest.mark.parametrize("query", ["since=0001-01-01T00:00:00%2B05:00", "until=9999-12-31T23:59:59-05:00"])
+def test_dates_outside_the_range_once_in_utc_are_a_400(make_client: ClientFactory, route: str, query: str) -> None:
+    response = make_client().get(f"{route}?{query}")
+    assert response.status_code == 400
+    error = response.get_json()["error"]
+    assert error["code"] == "invalid_parameter" and "outside the range of dates" in error["message"]
+
+
+def test_api_docs_are_served_from_this_server(client: FlaskClient) -> None:
+    """Swagger UI at /api/docs: its scripts and styles come from the installed package, via this server."""
+    page = client.get("/api/docs")
+    assert page.status_code == 200 and page.mimetype == "text/html"
+    html = page.get_data(as_text=True)
+    assets = re.findall(r'(?:src|href)="([^"]+\.(?:js|css))"', html)
+    assert {"/api/docs/assets/js/swagger-ui-bundle.js", "/api/docs/assets/css/swagger-ui.css"} <= set(assets)
+    for asset in assets:
+        assert asset.startswith("/"), asset
+        assert client.get(asset).status_code == 200, asset
+    assert len(client.get("/api/docs/assets/js/swagger-ui-bundle.js").data) > 100_000  # the real bundle
+    assert not re.search(r'(?:src|href)="(?:https?:)?//', html)
+    assert 'data-document="/api/v1/openapi.json"' in html
+
+
+def test_validation_failures_answer_the_fields_code() -> None:
+    """The code comes from the failing field (or the model), the message names the field."""
+
+    def first_error(model: Any, data: Any) -> tuple[str, str]:
+        with pytest.raises(ValidationError) as caught:
+            model.model_validate(data)
+        return error_for(caught.value)
+
+    app = create_app(load_settings().with_changes(database_url="sqlite://", broker_url="memory://", max_batch_urls=2))
+    with app.app_context():
+        assert first_error(FaceListQuery, {"limit": "0"}) == (
+            "invalid_parameter",
+            "limit: must be an integer from 1 to 2147483647",
+        )
+        assert first_error(FaceListQuery, {"emotion": "joy", "limit": "x"})[1].startswith("emotion: must be one of")
+        assert first_error(BatchCreate, {}) == ("invalid_urls", "urls: required")
+        assert first_error(BatchCreate, "urls")[0] == "invalid_json"
+        assert first_error(BatchCreate, {"urls": ["https://a.com/"] * 3})[1] == "urls: must hold 1 to 2 URLs, got 3"
+        assert first_error(BatchCreate, {"urls": ["https://a.com/", "ftp://b"]}) == (
+            "invalid_url",
+            "urls[1]: scheme must be http or https",
+        )
+        assert first_error(BatchCreate, {"urls": ["https://a.com/"], "platform": "x"})[0] == "invalid_platform"
+    app.extensions["db"].dispose()

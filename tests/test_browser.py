@@ -22,11 +22,11 @@ from sqlalchemy import select, update
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from api import create_app
-from db import DONE, FAILED, QUEUED, Database, Image
+from core.settings import Settings
+from core.vocabulary import DONE, EMOTIONS, FAILED, QUEUED
+from db import Database, Image
 from db.queries import STALLED_AFTER
 from db.schema import utcnow
-from models.labels import EMOTIONS
-from socialfer.settings import Settings
 from tests.conftest import unavailable
 from tests.factories import StatsData, add_batch, add_image, add_preview, seed_stats
 from tests.support import EXPECTED_FACES, free_port, image_server, socialfer_process

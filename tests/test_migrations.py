@@ -11,7 +11,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, insert, text
 
-from db import DONE, FAILED, Batch, Database, Face, Image
+from core.filters import Filters
+from core.vocabulary import DONE, FAILED
+from db import Batch, Database, Face, Image
 from db.migrate import alembic_config, upgrade
 from db.queries import stats
 from db.schema import Base
@@ -78,7 +80,7 @@ def test_rollups_count_the_rows_already_there(request: pytest.FixtureRequest, di
     assert_rollups_match(database)
     with database.session() as session:
         assert (stats(session)["images"], stats(session)["images_with_faces"], stats(session)["faces"]) == (3, 1, 2)
-        assert stats(session, since=T0)["images"] == 2
+        assert stats(session, Filters(since=T0))["images"] == 2
         add_faces(session, session.get(Image, second), ("fear",))
     assert_rollups_match(database)
     database.dispose()

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.vocabulary import EMOTIONS
 from models import EmotionClassifier, FaceAnalyzer
 from models.data import file_sha256, load_split
-from models.labels import EMOTIONS
 from models.weights import DEFAULT_MODEL_PATH, model_card_path
 from tests.support import EXPECTED_FACES
 from workers.imaging import decode_image

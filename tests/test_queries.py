@@ -5,17 +5,18 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from db import DONE, FAILED, PLATFORMS, PROCESSING, QUEUED, Batch, Database, Face, Image
-from db.queries import as_utc, batch_counts, faces_page, stats, summary, timeline
+from core.filters import Filters
+from core.vocabulary import DONE, EMOTIONS, FAILED, PLATFORMS, PROCESSING, QUEUED
+from db import Batch, Database, Face, Image
+from db.queries import batch_counts, faces_page, stats, summary, timeline
 from db.schema import NO_FINISH_HOUR, FaceHour, ImageHour
-from models.labels import EMOTIONS
+from db.windows import as_utc
 from tests.conftest import truncate_all
 from tests.factories import T0, add_batch, add_image, counting_statements, seed_stats
 
@@ -134,17 +135,6 @@ def assert_rollups_match(database: Database) -> None:
             assert low <= face.id <= high
 
 
-@pytest.fixture(params=["postgres", "sqlite"])
-def any_database(request: pytest.FixtureRequest) -> Iterator[Database]:
-    """The Postgres test database (emptied) and a fresh SQLite file: the rollups' triggers differ per dialect."""
-    if request.param == "postgres":
-        yield request.getfixturevalue("pg_database")
-        return
-    database = Database(request.getfixturevalue("sqlite_url"))
-    yield database
-    database.dispose()
-
-
 def seed_random(session: Session, seed: int = 6) -> None:
     """Images over three days at odd minutes and microseconds, some exactly on the hour, a few
     done without a finish time (as a bare status update leaves them)."""
@@ -260,11 +250,11 @@ def test_stats_and_timeline_over_any_window_equal_counting_the_rows(any_database
         windows = [*WINDOWS, *data_windows(faces)]
         for since, until in windows:
             for platform, batch in [(None, None), ("twitter", None), (None, batch_id), ("facebook", batch_id)]:
-                assert stats(session, platform=platform, batch_id=batch, since=since, until=until) == expected_stats(
+                assert stats(session, Filters(platform, batch, since, until)) == expected_stats(
                     session, platform, batch, since, until
                 ), (platform, batch, since, until)
             for bucket, width in [("hour", "hour"), ("day", "day")]:
-                got = timeline(session, bucket=bucket, since=since, until=until)["items"]
+                got = timeline(session, Filters(since=since, until=until), bucket=bucket)["items"]
                 counted: dict[datetime, Counter] = {}
                 for face in faces:
                     if in_window(face.analyzed_at, since, until):
@@ -297,7 +287,7 @@ def test_time_filtered_face_pages_list_every_face_of_the_window_once(any_databas
                 cursor: int | None = None
                 while True:
                     page, cursor = faces_page(
-                        session, platform=platform, emotion=emotion, since=since, until=until, limit=4, cursor=cursor
+                        session, Filters(platform, since=since, until=until), emotion=emotion, limit=4, cursor=cursor
                     )
                     seen += [face.id for face in page]
                     if cursor is None:
@@ -320,12 +310,14 @@ def test_windows_at_the_ends_of_time(any_database: Database) -> None:
     with any_database.session() as session:
         seed_stats(session)
         for since, until in [(first, None), (None, last), (last - timedelta(minutes=30), None), (first, last)]:
-            assert stats(session, since=since, until=until) == expected_stats(session, None, None, since, until)
-            assert (
-                sum(item["faces"] for item in timeline(session, since=since, until=until)["items"])
-                == stats(session, since=since, until=until)["faces"]
+            assert stats(session, Filters(since=since, until=until)) == expected_stats(
+                session, None, None, since, until
             )
             assert (
-                len(faces_page(session, since=since, until=until, limit=50)[0])
-                == stats(session, since=since, until=until)["faces"]
+                sum(item["faces"] for item in timeline(session, Filters(since=since, until=until))["items"])
+                == stats(session, Filters(since=since, until=until))["faces"]
+            )
+            assert (
+                len(faces_page(session, Filters(since=since, until=until), limit=50)[0])
+                == stats(session, Filters(since=since, until=until))["faces"]
             )

@@ -17,10 +17,11 @@ from datetime import datetime, timedelta
 from celery import Celery
 from sqlalchemy import or_, select
 
-from db import FAILED, PROCESSING, QUEUED, Database, Image
-from db.queries import prune_previews
+from core.settings import Settings
+from core.vocabulary import PROCESSING, QUEUED
+from db import Database, Image
+from db.lifecycle import give_up, prune_previews, requeue
 from db.schema import utcnow
-from socialfer.settings import Settings
 from workers.celery_app import QUEUE, publish_images
 
 log = logging.getLogger(__name__)
@@ -49,13 +50,10 @@ def sweep(database: Database, settings: Settings, *, queue_is_empty: bool, now: 
     with database.session() as session:
         for image in session.scalars(select(Image).where(lost).with_for_update(skip_locked=True)):
             if image.attempts >= settings.max_attempts:
-                image.status, image.error_code, image.finished_at = FAILED, "worker_lost", now
-                image.error_message = (
-                    f"gave up after {image.attempts} attempts: the worker stopped or the task was lost"
-                )
+                give_up(session, image, now)
                 report.gave_up.append(image.id)
             else:
-                image.status, image.enqueued_at = QUEUED, now
+                requeue(image, now)
                 report.requeued.append(image.id)
         if settings.preview_retention_days > 0:
             report.previews_pruned = prune_previews(session, now - timedelta(days=settings.preview_retention_days))

@@ -3,28 +3,25 @@
 from __future__ import annotations
 
 import os
-from functools import partial
 
 from celery import shared_task
 from celery.signals import worker_process_init, worker_ready
 from sqlalchemy.exc import OperationalError
 
 from db import Database
-from workers.celery_app import ANALYZE_IMAGE, publish_images
+from workers.celery_app import ANALYZE_IMAGE, SocialferCelery, publish_images
 from workers.pipeline import WorkerContext, load_analyzer, process_image
 from workers.sweeper import start_sweeper
 
 _context: tuple[int, WorkerContext] | None = None
 
 
-def worker_context(app) -> WorkerContext:
+def worker_context(app: SocialferCelery) -> WorkerContext:
     """One context per process (rebuilt after a fork), so models load once per worker process."""
     global _context
     if _context is None or _context[0] != os.getpid():
-        settings = app.conf.socialfer_settings
-        threads = settings.tf_threads or max(1, (os.cpu_count() or 1) // (app.conf.worker_concurrency or 1))
-        context = WorkerContext(settings, Database(settings.database_url), partial(load_analyzer, threads))
-        _context = (os.getpid(), context)
+        settings = app.settings
+        _context = (os.getpid(), WorkerContext(settings, Database(settings.database_url), load_analyzer))
     return _context[1]
 
 
@@ -33,15 +30,16 @@ def warm_up(sender=None, **_kwargs) -> None:
     """Load the models when a pool process starts, not on its first image."""
     from celery import current_app
 
-    if getattr(current_app.conf, "socialfer_settings", None) is not None:
-        worker_context(current_app).analyzer  # noqa: B018 - loads the models
+    app = current_app._get_current_object()
+    if isinstance(app, SocialferCelery):
+        worker_context(app).analyzer  # noqa: B018 - loads the models
 
 
 @worker_ready.connect
 def begin_sweeping(sender=None, **_kwargs) -> None:
     app = sender.app
-    if getattr(app.conf, "socialfer_settings", None) is not None:
-        start_sweeper(app, app.conf.socialfer_settings)
+    if isinstance(app, SocialferCelery):
+        start_sweeper(app, app.settings)
 
 
 @shared_task(
