@@ -9,16 +9,17 @@ from flask import Response, current_app, jsonify, url_for
 from flask_openapi3 import APIBlueprint
 
 from api import schemas
+from api.auth import actor_name
 from api.context import celery, database
 from api.errors import ApiError
 from api.openapi import (
     BROKER_UNAVAILABLE,
-    INTERNAL_ERROR,
+    DATA_ROUTE_ERRORS,
     NOT_FOUND,
     PAYLOAD_TOO_LARGE,
     READ_ERRORS,
     TAGS,
-    UNAUTHORIZED,
+    WRITE_ERRORS,
     WRITE_SECURITY,
     error_answer,
 )
@@ -26,15 +27,16 @@ from api.platforms import infer_platform
 from api.schemas import page_size
 from api.serialize import batch_json, image_json
 from db import Batch
-from db.lifecycle import NewImage, UploadedFile, store_batch, withdraw_batch
+from db.access import audit
+from db.lifecycle import NewImage, UploadedFile, delete_batch, store_batch, withdraw_batch
 from db.queries import batch_counts, images_page, latest_batches
 from workers.celery_app import publish_images
 
 bp = APIBlueprint(
-    "batches", __name__, url_prefix="/api/v1", abp_tags=[TAGS["batches"]], abp_responses={500: INTERNAL_ERROR}
+    "batches", __name__, url_prefix="/api/v1", abp_tags=[TAGS["batches"]], abp_responses=DATA_ROUTE_ERRORS
 )
 # What a submission may answer besides 202, for POST /batches and POST /uploads alike.
-SUBMIT_ERRORS: dict[int, Any] = {401: UNAUTHORIZED, 413: PAYLOAD_TOO_LARGE, 503: BROKER_UNAVAILABLE}
+SUBMIT_ERRORS: dict[int, Any] = {**WRITE_ERRORS, 413: PAYLOAD_TOO_LARGE, 503: BROKER_UNAVAILABLE}
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,7 @@ def accept_batch(new: NewBatch) -> tuple[Response, int, dict[str, str]]:
         current_app.logger.warning("broker unavailable, batch %s withdrawn: %s", batch_id, exc)
         withdraw_batch(database(), batch_id)
         raise ApiError(503, "broker_unavailable", "job queue unavailable; nothing was stored, retry later") from exc
+    audit(database(), actor_name(), "upload" if new.files else "submit", f"batch {batch_id}", len(image_ids))
     return jsonify(batch_or_404(batch_id)), 202, {"Location": url_for("batches.get_batch", batch_id=batch_id)}
 
 
@@ -141,3 +144,19 @@ def list_batch_images(path: schemas.BatchPath, query: schemas.BatchImagesQuery) 
                 "pages": -(-total // per_page),
             }
         )
+
+
+@bp.delete(
+    "/batches/<id:batch_id>",
+    operation_id="deleteBatch",
+    summary="Erase a batch (admin): its images, faces, previews and upload bytes",
+    description="The stats and rollups follow at once. Recorded in the audit log.",
+    security=WRITE_SECURITY,
+    responses={200: schemas.Deleted, 404: NOT_FOUND, **WRITE_ERRORS},
+)
+def delete_batch_route(path: schemas.BatchPath) -> Response:
+    images = delete_batch(database(), path.batch_id)
+    if images is None:
+        raise ApiError(404, "not_found", f"batch {path.batch_id} not found")
+    audit(database(), actor_name(), "delete_batch", f"batch {path.batch_id}", images)
+    return jsonify({"id": path.batch_id, "deleted": True, "images": images})

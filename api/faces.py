@@ -12,16 +12,14 @@ from flask_openapi3 import APIBlueprint
 
 from api import schemas
 from api.context import database
-from api.openapi import INTERNAL_ERROR, READ_ERRORS, TAGS
+from api.openapi import DATA_ROUTE_ERRORS, READ_ERRORS, TAGS
 from api.schemas import page_size
 from api.serialize import EXPORT_FIELDS, export_json, export_row, face_json
 from db import Face
 from db.queries import faces_for_export, faces_page
 from db.schema import utcnow
 
-bp = APIBlueprint(
-    "faces", __name__, url_prefix="/api/v1", abp_tags=[TAGS["faces"]], abp_responses={500: INTERNAL_ERROR}
-)
+bp = APIBlueprint("faces", __name__, url_prefix="/api/v1", abp_tags=[TAGS["faces"]], abp_responses=DATA_ROUTE_ERRORS)
 
 EXPORT_TYPES = {"csv": "text/csv; charset=utf-8", "json": "application/json"}
 

@@ -7,17 +7,27 @@ from flask_openapi3 import APIBlueprint
 from sqlalchemy.orm import selectinload
 
 from api import schemas
+from api.auth import actor_name
 from api.context import database
 from api.errors import ApiError
-from api.openapi import INTERNAL_ERROR, NOT_FOUND, READ_ERRORS, TAGS, error_answer, media_answer
+from api.openapi import (
+    DATA_ROUTE_ERRORS,
+    NOT_FOUND,
+    READ_ERRORS,
+    TAGS,
+    WRITE_ERRORS,
+    WRITE_SECURITY,
+    error_answer,
+    media_answer,
+)
 from api.schemas import page_size
 from api.serialize import image_json
 from db import PREVIEW, Image, ImageFile
+from db.access import audit
+from db.lifecycle import delete_image
 from db.queries import recent_images
 
-bp = APIBlueprint(
-    "images", __name__, url_prefix="/api/v1", abp_tags=[TAGS["images"]], abp_responses={500: INTERNAL_ERROR}
-)
+bp = APIBlueprint("images", __name__, url_prefix="/api/v1", abp_tags=[TAGS["images"]], abp_responses=DATA_ROUTE_ERRORS)
 
 PREVIEW_MAX_AGE = 3600  # seconds a browser may reuse a preview: it never changes, but it may be pruned
 
@@ -81,3 +91,17 @@ def get_preview(path: schemas.ImagePath) -> Response:
     response.cache_control.private = True
     response.cache_control.max_age = PREVIEW_MAX_AGE
     return response
+
+
+@bp.delete(
+    "/images/<id:image_id>",
+    operation_id="deleteImage",
+    summary="Erase one image (admin) with its faces and files; its batch keeps the others",
+    security=WRITE_SECURITY,
+    responses={200: schemas.Deleted, 404: NOT_FOUND, **WRITE_ERRORS},
+)
+def delete_image_route(path: schemas.ImagePath) -> Response:
+    if not delete_image(database(), path.image_id):
+        raise ApiError(404, "not_found", f"image {path.image_id} not found")
+    audit(database(), actor_name(), "delete_image", f"image {path.image_id}", 1)
+    return jsonify({"id": path.image_id, "deleted": True})

@@ -21,8 +21,11 @@ INFO = Info(
     description=(
         "Submit batches of social-media image URLs for face and emotion analysis, follow their progress, and "
         "query the faces found and aggregate statistics. Every error is JSON of the `Error` shape. When the server "
-        "has API keys configured, state-changing requests (POST) need `Authorization: Bearer <key>`; reads are "
-        "always open. The dashboard at `/` and the image pages at `/images/{id}` are drawn from these endpoints; "
+        "has API keys (`socialfer keys create`, or `SOCIALFER_API_KEYS`), every data route needs "
+        "`Authorization: Bearer <key>` (or the dashboard's session cookie) of the right scope: `read` for reads, "
+        "`write` to submit and upload, `admin` to delete and manage keys; with no key at all the server is open. "
+        "Writes from a browser must come from the app's own origin and, through the cookie, carry `X-CSRF-Token`. "
+        "The dashboard at `/` and the image pages at `/images/{id}` are drawn from these endpoints; "
         "`/api/docs` shows this document."
     ),
 )
@@ -32,6 +35,7 @@ TAGS = {
     "faces": Tag(name="faces", description="Faces across batches."),
     "stats": Tag(name="stats", description="Aggregates over analysed images."),
     "service": Tag(name="service", description="Health and this document."),
+    "access": Tag(name="access", description="Signing in, API keys and the audit log."),
     "pages": Tag(name="pages", description="HTML pages for people; their scripts read this API."),
 }
 SECURITY_SCHEMES = {"bearerAuth": {"type": "http", "scheme": "bearer"}}
@@ -59,11 +63,23 @@ UNAUTHORIZED = error_answer(
     "`unauthorized`: API keys are configured and none valid was given.",
     {"WWW-Authenticate": {"schema": {"type": "string", "const": "Bearer"}}},
 )
+FORBIDDEN = error_answer(
+    "`forbidden`: the key's scope does not allow this; `cross_origin`: a write started by a page on another "
+    "origin; `csrf_failed`: a write through the session cookie without its `X-CSRF-Token`."
+)
+RATE_LIMITED = error_answer(
+    "`rate_limited`: too many writes for this key; retry after `Retry-After` seconds.",
+    {"Retry-After": {"schema": {"type": "integer"}}},
+)
 PAYLOAD_TOO_LARGE = error_answer("`payload_too_large`: the body exceeds the largest valid batch.")
 BROKER_UNAVAILABLE = error_answer("`broker_unavailable`: the job queue could not take the tasks; nothing was stored.")
 INTERNAL_ERROR = error_answer("`internal_error`: an unexpected failure; details are only in the server log.")
 # What every read under /api/v1 may answer besides its own result.
-READ_ERRORS: dict[int, Any] = {400: INVALID_PARAMETER, 500: INTERNAL_ERROR}
+READ_ERRORS: dict[int, Any] = {400: INVALID_PARAMETER, 401: UNAUTHORIZED, 403: FORBIDDEN, 500: INTERNAL_ERROR}
+# What every route behind access control may answer, whatever it does (blueprints' abp_responses).
+DATA_ROUTE_ERRORS: dict[int, Any] = {401: UNAUTHORIZED, 403: FORBIDDEN, 500: INTERNAL_ERROR}
+# What a write may answer besides its own errors.
+WRITE_ERRORS: dict[int, Any] = {401: UNAUTHORIZED, 403: FORBIDDEN, 429: RATE_LIMITED}
 
 
 def reject(exc: ValidationError) -> NoReturn:

@@ -26,7 +26,7 @@ def page_config() -> dict[str, object]:
         "max_batch_urls": config.max_batch_urls,
         "max_image_bytes": config.max_image_bytes,
         "preview_retention_days": config.preview_retention_days,
-        "api_keys_required": bool(config.api_keys),
+        "previews": config.previews,
     }
 
 
@@ -53,3 +53,15 @@ def dashboard() -> str:
 )
 def image_page(path: schemas.ImagePath) -> str:
     return render_template("image.html", config=page_config(), image_id=path.image_id)
+
+
+@bp.get(
+    "/signin",
+    operation_id="signinPage",
+    summary="Sign in with an API key",
+    description="An HTML form whose script posts the key to `/api/v1/session` once; the key becomes an HttpOnly "
+    "session cookie and is kept nowhere in the browser.",
+    responses={200: media_answer("The sign-in page.", "text/html")},
+)
+def signin_page() -> str:
+    return render_template("signin.html", config=page_config())

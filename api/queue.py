@@ -8,14 +8,12 @@ from flask_openapi3 import APIBlueprint
 
 from api import schemas
 from api.context import database
-from api.openapi import INTERNAL_ERROR, READ_ERRORS, TAGS
+from api.openapi import DATA_ROUTE_ERRORS, READ_ERRORS, TAGS
 from api.serialize import iso
 from db.queries import image_states, queue_activity
 from db.schema import utcnow
 
-bp = APIBlueprint(
-    "queue", __name__, url_prefix="/api/v1", abp_tags=[TAGS["stats"]], abp_responses={500: INTERNAL_ERROR}
-)
+bp = APIBlueprint("queue", __name__, url_prefix="/api/v1", abp_tags=[TAGS["stats"]], abp_responses=DATA_ROUTE_ERRORS)
 
 
 @bp.get(

@@ -49,7 +49,7 @@ from pydantic_core import PydanticCustomError
 from api.context import settings
 from core.filters import Filters, to_utc
 from core.settings import Settings
-from core.vocabulary import EMOTIONS, IMAGE_STATES, PLATFORMS
+from core.vocabulary import EMOTIONS, IMAGE_STATES, PLATFORMS, SCOPES
 from db.queries import BUCKETS
 
 # Ids are 32-bit INTEGER columns: a larger value could never match, and Postgres rejects it.
@@ -654,3 +654,122 @@ class Queue(Schema):
 class Health(Schema):
     status: Literal["ok", "error"]
     database: Literal["ok", "error"]
+
+
+# --- access control --------------------------------------------------------------------------------
+
+MAX_KEY_NAME = 100
+
+
+KEY_NAME_SCHEMA = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": MAX_KEY_NAME,
+    "pattern": "^[^\\u0000]*\\S[^\\u0000]*$",
+}
+PRESENTED_KEY_SCHEMA = {"type": "string", "minLength": 1, "maxLength": 200}
+
+
+def key_name(value: Any) -> str:
+    """A name that shows something: not blank, no NUL (Postgres cannot store it)."""
+    if (
+        not isinstance(value, str)
+        or not 1 <= len(value) <= MAX_KEY_NAME
+        or "\x00" in value
+        or not re.search(r"\S", value)
+    ):
+        raise invalid(f"must be a string of 1 to {MAX_KEY_NAME} characters, not blank, without NUL")
+    return value.strip()
+
+
+def presented_key(value: Any) -> str:
+    """Any non-empty string: whether it is a key is for authentication to say (401)."""
+    if not isinstance(value, str) or not 1 <= len(value) <= 200:
+        raise invalid("required, the API key to sign in with")
+    return value
+
+
+class SignIn(Body):
+    key: Annotated[
+        str, BeforeValidator(presented_key), ErrorCode("invalid_key"), WithJsonSchema(PRESENTED_KEY_SCHEMA)
+    ] = Field(description="An API key; it is exchanged for an HttpOnly session cookie and not kept by the page.")
+
+
+class KeyCreate(Body):
+    name: Annotated[str, BeforeValidator(key_name), ErrorCode("invalid_name"), WithJsonSchema(KEY_NAME_SCHEMA)] = Field(
+        description="Who or what the key is for; shown in lists and the audit log."
+    )
+    scope: Annotated[
+        str,
+        BeforeValidator(one_of(SCOPES)),
+        ErrorCode("invalid_scope"),
+        WithJsonSchema({"type": "string", "enum": list(SCOPES)}),
+    ] = Field(description="`read` < `write` (submit, upload) < `admin` (delete, manage keys).")
+
+
+class KeyPath(Request):
+    key_id: Id = Field(description="The key's id.")
+
+
+class AuditQuery(Query):
+    limit: PageSize | None = Field(None, description=LIMIT_DESCRIPTION)
+    cursor: Id | None = Field(
+        None, description="Only entries with an id below this (the previous page's `next_cursor`)."
+    )
+
+
+class SessionState(Schema):
+    open_mode: bool = Field(description="No API key exists: everything is open (the embedded default's first look).")
+    public_reads: bool = Field(description="Reads need no key (SOCIALFER_PUBLIC_READS).")
+    signed_in: bool
+    name: str | None = Field(description="The signed-in key's name.")
+    scope: Literal["read", "write", "admin"] | None = Field(description="What this session may do.")
+    csrf_token: str = Field(description="Send it as `X-CSRF-Token` with every write made through the session cookie.")
+
+
+class SignedOut(Schema):
+    signed_in: Literal[False]
+    csrf_token: str
+
+
+class Key(Schema):
+    id: int
+    name: str
+    scope: Literal["read", "write", "admin"]
+    prefix: str = Field(description="The key's first characters, to recognise it.")
+    created_at: UtcTime
+    last_used_at: UtcTime | None
+    revoked_at: UtcTime | None
+
+
+class KeyList(Schema):
+    items: list[Key]
+
+
+class KeyCreated(Key):
+    key: str = Field(description="The key itself: shown in this answer only, stored hashed.")
+
+
+class KeyRevoked(Schema):
+    id: int
+    revoked: Literal[True]
+
+
+class AuditEntry(Schema):
+    id: int
+    at: UtcTime
+    actor: str = Field(description="The key's name (`open mode`, `command line`, `env key N`).")
+    action: str = Field(examples=["submit", "upload", "delete_batch", "delete_image", "key_create", "key_revoke"])
+    target: str | None
+    count: Count
+
+
+class AuditPage(Schema):
+    items: list[AuditEntry]
+    next_cursor: int | None
+
+
+class Deleted(Schema):
+    id: int
+    deleted: Literal[True]
+    images: Count | None = Field(None, description="Images erased with the batch.")

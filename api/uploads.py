@@ -17,7 +17,7 @@ from api import schemas
 from api.batches import SUBMIT_ERRORS, NewBatch, accept_batch
 from api.context import settings
 from api.errors import ApiError
-from api.openapi import INTERNAL_ERROR, TAGS, WRITE_SECURITY, error_answer, reject
+from api.openapi import DATA_ROUTE_ERRORS, TAGS, WRITE_SECURITY, error_answer, reject
 from api.schemas import MAX_NAME_LENGTH
 from core.settings import Settings
 from db import UPLOAD_URL_PREFIX
@@ -25,7 +25,7 @@ from db.lifecycle import UploadedFile
 from workers.formats import SNIFF_BYTES, sniff_image_type
 
 bp = APIBlueprint(
-    "uploads", __name__, url_prefix="/api/v1", abp_tags=[TAGS["batches"]], abp_responses={500: INTERNAL_ERROR}
+    "uploads", __name__, url_prefix="/api/v1", abp_tags=[TAGS["batches"]], abp_responses=DATA_ROUTE_ERRORS
 )
 
 MIB = 1024 * 1024

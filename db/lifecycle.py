@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import delete, insert
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from core.vocabulary import DONE, FAILED, PROCESSING, QUEUED, TERMINAL_STATES
@@ -209,13 +209,26 @@ def give_up(session: Session, image: Image, now: datetime) -> None:
 # --- erasure and retention -----------------------------------------------------------------------
 
 
-def delete_batch(database: Database, batch_id: int) -> bool:
-    """The batch, its images, faces, previews and upload bytes (ON DELETE CASCADE); False if there was none.
+def delete_batch(database: Database, batch_id: int) -> int | None:
+    """The batch, its images, faces, previews and upload bytes (ON DELETE CASCADE): how many images
+    went, or None if there was no such batch.
 
     The rollups follow through the triggers on `images` and `faces`, so the stats stay exact.
     """
     with database.session() as session:
-        return bool(session.execute(delete(Batch).where(Batch.id == batch_id)).rowcount)
+        images = session.scalar(select(func.count()).select_from(Image).where(Image.batch_id == batch_id)) or 0
+        if not session.execute(delete(Batch).where(Batch.id == batch_id)).rowcount:
+            return None
+        return images
+
+
+def delete_before(database: Database, before: datetime) -> tuple[int, int]:
+    """Every batch created before `before` (retention, `socialfer delete --before`): (batches, images) removed."""
+    with database.session() as session:
+        old = select(Batch.id).where(Batch.created_at < before)
+        images = session.scalar(select(func.count()).select_from(Image).where(Image.batch_id.in_(old))) or 0
+        batches = session.execute(delete(Batch).where(Batch.created_at < before)).rowcount or 0
+        return batches, images
 
 
 def delete_image(database: Database, image_id: int) -> bool:

@@ -59,7 +59,7 @@ def pg_url() -> str:
 def truncate_all(database: Database) -> None:
     with database.session() as session:
         if database.url.startswith("postgresql"):
-            session.execute(text("TRUNCATE faces, images, batches RESTART IDENTITY CASCADE"))
+            session.execute(text("TRUNCATE faces, images, batches, api_keys, audit_log RESTART IDENTITY CASCADE"))
         else:
             for table in reversed(Base.metadata.sorted_tables):
                 session.execute(table.delete())

@@ -20,7 +20,8 @@ from core.vocabulary import DONE, FAILED
 from db import UPLOAD, UPLOAD_URL_PREFIX, Database, Image, ImageFile
 from db.lifecycle import claim, record_failure, record_success, schedule_retry
 from workers.fetch import Fetched, FetchError, fetch_image
-from workers.imaging import DecodeError, decode_image, encode_preview
+from workers.imaging import DecodeError, decode_image
+from workers.privacy import preview_to_keep
 
 if TYPE_CHECKING:
     from models.analyzer import FaceAnalyzer
@@ -97,7 +98,9 @@ def process_image(image_id: int, ctx: WorkerContext) -> Outcome:
         rgb = decode_image(fetched.content)
         faces = ctx.analyzer.analyze(rgb)
         finished = time.perf_counter()
-        preview = encode_preview(rgb, ctx.settings.preview_max_side)
+        preview = preview_to_keep(
+            rgb, [face.box for face in faces], ctx.settings.previews, ctx.settings.preview_max_side
+        )
     except FetchError as exc:
         if exc.transient and image.attempts < ctx.settings.max_attempts:
             schedule_retry(ctx.database, image_id, exc.code, exc.message)
