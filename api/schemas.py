@@ -47,7 +47,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from api.context import settings
-from core.filters import Filters, to_utc
+from core.filters import INCLUDE, UNCERTAIN_CHOICES, Filters, to_utc
 from core.settings import Settings
 from core.vocabulary import EMOTIONS, IMAGE_STATES, PLATFORMS, SCOPES
 from db.queries import BUCKETS
@@ -240,9 +240,27 @@ class WindowQuery(Query):
         json_schema_extra={"example": "2025-02-01"},
     )
 
+    min_face_px: Id | None = Field(
+        None,
+        description="Only faces at least this many pixels on the shorter side of their box (e.g. 28 leaves out the "
+        "`low_resolution` ones). The hourly rollups do not know face sizes: such views are counted from the faces.",
+    )
+    uncertain: choice(UNCERTAIN_CHOICES) | None = Field(
+        None,
+        description="Faces the classifier abstained on: `include` (default), `exclude` or `only`; counted from the "
+        "faces like `min_face_px`.",
+    )
+
     def filters(self) -> Filters:
         """The one filter value `db.queries` takes (its times are already UTC)."""
-        return Filters(platform=self.platform, batch_id=self.batch_id, since=self.since, until=self.until)
+        return Filters(
+            platform=self.platform,
+            batch_id=self.batch_id,
+            since=self.since,
+            until=self.until,
+            min_face_px=self.min_face_px,
+            uncertain=self.uncertain or INCLUDE,
+        )
 
 
 LIMIT_DESCRIPTION = "Items to return; values above the server maximum (default 500) are capped."
@@ -510,6 +528,11 @@ class Face(Schema):
     confidence: float = Field(description="Face detector confidence.")
     emotion: EmotionName
     scores: Scores
+    size_px: Count = Field(description="The shorter side of the box, in pixels of the image.")
+    low_resolution: bool = Field(
+        description="Smaller than the size the classifier is reliable at (SOCIALFER_LOW_RESOLUTION_PX when analysed)."
+    )
+    uncertain: bool = Field(description="The classifier abstained: its top probability is under its threshold.")
 
 
 class ListedFace(Face):
@@ -554,6 +577,15 @@ class Timings(Schema):
     analyze_ms: Annotated[float, Field(ge=0)] | None
 
 
+class Detection(Schema):
+    min_face_px: Count | None = Field(
+        description="The smallest face size (pixels) looked for: the setting, or more when the scan's pixel budget "
+        "bound (`scan_capped`) or every face found was large; null before analysis."
+    )
+    scan_capped: bool = Field(description="The image was too large to scan for faces down to the setting.")
+    faces_beyond_cap: Count = Field(description="Faces found beyond SOCIALFER_MAX_FACES, not kept (the smallest).")
+
+
 class Image(Schema):
     id: int
     batch_id: int
@@ -571,6 +603,7 @@ class Image(Schema):
     created_at: UtcTime
     started_at: UtcTime | None = Field(description="ISO 8601, UTC (`Z`); null until it happens.")
     finished_at: UtcTime | None = Field(description="ISO 8601, UTC (`Z`); null until it happens.")
+    detection: Detection
     faces: list[Face]
 
 
@@ -608,12 +641,15 @@ EmotionCounts = create_model(
 
 class Summary(Schema):
     images: Count = Field(description="Done images.")
-    images_with_faces: Count
+    images_with_faces: Count = Field(description="Done images with at least one of the faces counted.")
     faces: Count
+    uncertain: Count = Field(description="Of `faces`, those the classifier abstained on.")
+    low_resolution: Count = Field(description="Of `faces`, those flagged low resolution.")
     emotions: EmotionShares
 
 
 class Stats(Summary):
+    faces_left_out: Count = Field(description="Faces of the same view that `min_face_px` and `uncertain` leave out.")
     by_platform: dict[Literal[PLATFORMS], Summary]  # type: ignore[valid-type] - the platforms with done images
 
 

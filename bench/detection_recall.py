@@ -15,7 +15,9 @@ detection is a false positive unless it lies on an `ignore` box):
   grow with them): seconds per image and, each strategy in a fresh process, peak RSS.
 
 Every strategy is warmed up, then timed in rounds that alternate the strategies (machine
-noise hits them alike); times are medians over the rounds. Compare times within one run.
+noise hits them alike); times are CPU seconds of this process with one TensorFlow thread,
+as each of a worker's pool processes runs on this machine, medians over the rounds.
+Compare times within one run.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import os
 import resource
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -155,12 +157,11 @@ def social_photos() -> list[Photo]:
     return [Photo(name, decode(SOCIAL / f"{name}.jpeg"), [], [], count) for name, count in PERSON_COUNTS.items()]
 
 
-def phone_photos(groups: list[Photo]) -> list[Photo]:
+def phone_photos(groups: list[Photo]) -> Iterator[Photo]:
+    """Made one at a time, so a strategy's peak memory is its own, not the set's."""
     with_faces = [photo for photo in groups if photo.faces]
-    return [
-        scaled(photo, PHONE_SIDES[i % len(PHONE_SIDES)] / max(photo.rgb.shape[:2]))
-        for i, photo in enumerate(with_faces[:6])
-    ]
+    for i, photo in enumerate(with_faces[:6]):
+        yield scaled(photo, PHONE_SIDES[i % len(PHONE_SIDES)] / max(photo.rgb.shape[:2]))
 
 
 # --- the strategies -------------------------------------------------------------------------------
@@ -173,19 +174,23 @@ def strategies(quick: bool) -> dict[str, Callable[[], Detect]]:
     from models.scan import ScanOptions
 
     never = math.inf  # no fine pass: the coarse pass alone
+    mtcnn_steps = {"fine_step": None, "fine_onet_threshold": 0.9}
     options = {
         "today: 480 px copy (mtcnn's driver)": ScanOptions(min_face_px=never),
         "full resolution (mtcnn's driver)": ScanOptions(min_face_px=never, coarse_side=10**9),
-        "pyramid from the min face (24 px), one pass": ScanOptions(coarse_side=None),
-        "pyramid from the min face, steps of 0.6": ScanOptions(coarse_side=None, scale_factor=0.6),
-        "coarse 480 px + fine pass everywhere": ScanOptions(fine_gate=None),
-        "coarse 480 px + fine pass where it can pay": ScanOptions(),
-        "coarse + fine where it can pay, cap 2 MP": ScanOptions(max_scan_pixels=2_000_000),
+        "pyramid from the min face (24 px), one pass": ScanOptions(coarse_side=None, fine_onet_threshold=0.9),
+        "coarse 480 px + fine pass everywhere, MTCNN's steps": ScanOptions(fine_gate=None, **mtcnn_steps),
+        "coarse + fine where it can pay, MTCNN's steps": ScanOptions(**mtcnn_steps),
+        "coarse + fine where it can pay, steps ≤ 2×, fine ONet 0.9": ScanOptions(fine_onet_threshold=0.9),
+        "coarse + fine where it can pay, steps ≤ 2×, fine ONet 0.95 (shipped)": ScanOptions(),
+        "the same, pixel cap 2 MP": ScanOptions(max_scan_pixels=2_000_000),
     }
     if quick:
-        options = {k: v for k, v in options.items() if "steps" not in k and "cap" not in k}
+        options = {k: v for k, v in options.items() if "MTCNN's steps" not in k and "cap" not in k}
     made: dict[str, Callable[[], Detect]] = {name: (lambda o=o: scan_detect(o)) for name, o in options.items()}
-    made["overlapping 640 px tiles (fine) + coarse 480 px"] = lambda: tiled_detect(ScanOptions(fine_gate=None), 640)
+    made["overlapping 640 px tiles (fine, MTCNN's steps) + coarse 480 px"] = lambda: tiled_detect(
+        ScanOptions(fine_gate=None, **mtcnn_steps), 640
+    )
     return made
 
 
@@ -301,14 +306,35 @@ def rss_mb() -> float:
 def phone_child(name: str, quick: bool, queue) -> None:
     """In a fresh process: one strategy's peak RSS before and after the phone-size photos, and its times."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    limit_threads(1)
     groups = group_photos()
-    phones = phone_photos(groups)
     detect = strategies(quick)[name]()
     detect(groups[0].rgb)
     before = rss_mb()
-    times = [timed(detect, [photo])[0] for photo in phones]
-    result = evaluate(detect, phones)
-    queue.put((before, rss_mb(), times, result))
+    times, results = [], []
+    for photo in phone_photos(groups):
+        times.append(timed(detect, [photo])[0])
+        results.append(evaluate(detect, [photo]))
+    queue.put((before, rss_mb(), times, combined(results)))
+
+
+def combined(results: list[Result]) -> Result:
+    """One result for photos evaluated one by one."""
+    total = Result(seconds=[])
+    for r in results:
+        total.recall_big = (total.recall_big[0] + r.recall_big[0], total.recall_big[1] + r.recall_big[1])
+        total.recall_small = (total.recall_small[0] + r.recall_small[0], total.recall_small[1] + r.recall_small[1])
+        total.false_positives += r.false_positives
+        total.found += r.found
+        total.smallest_face = max(total.smallest_face, r.smallest_face)
+    return total
+
+
+def limit_threads(threads: int) -> None:
+    """TensorFlow threads, as a worker process gets them (one per process on this 2-core machine)."""
+    from models.hardware import limit_threads as limit
+
+    limit(threads)
 
 
 def fraction(pair: tuple[int, int]) -> str:
@@ -320,8 +346,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="1 round, fewer strategies")
     parser.add_argument("--no-phone", action="store_true", help="skip the phone-size photos")
+    parser.add_argument("--threads", type=int, default=1, help="TensorFlow threads (a worker's, by default)")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    limit_threads(args.threads)
     rounds = 1 if args.quick else args.rounds
     groups = group_photos()
     sets = {"group": groups, "mosaic": mosaics(groups), "social": social_photos()}
@@ -338,7 +366,7 @@ def main() -> None:
                 results[name][set_name].slowest = max(results[name][set_name].slowest, slowest)
 
     sizes = {k: f"{len(v)} photos, {sum(max(p.rgb.shape[:2]) for p in v) // len(v)} px" for k, v in sets.items()}
-    print(f"{os.cpu_count()} cpus, median of {rounds} rounds; sets: {sizes}\n")
+    print(f"{os.cpu_count()} cpus, {args.threads} TensorFlow thread(s), median of {rounds} rounds; sets: {sizes}\n")
     full = next(name for name in detectors if name.startswith("full resolution"))
     for set_name in ("group", "mosaic"):
         base = statistics.median(results[full][set_name].seconds)

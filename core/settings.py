@@ -148,6 +148,22 @@ class Settings(BaseSettings):
         0, ge=0, description="pool processes per worker (0: one per CPU); `socialfer worker --concurrency` overrides"
     )
     tf_threads: int = Field(0, ge=0, description="TensorFlow threads per worker process (0: CPUs / pool processes)")
+    min_face_px: int = Field(
+        24, ge=12, description="the smallest face looked for, in original pixels, whatever the image's size"
+    )
+    max_scan_pixels: int = Field(
+        8_000_000,
+        ge=100_000,
+        description="pixels the detector's fine pass scans per image at most; above it the image says which face "
+        "size it looked down to",
+    )
+    max_faces: int = Field(256, ge=1, description="faces kept per image (the largest); the number beyond is recorded")
+    low_resolution_px: int = Field(
+        28,
+        ge=1,
+        description="faces whose shorter side is under this many pixels are flagged `low_resolution` (the classifier "
+        "loses 5 points of accuracy there)",
+    )
     model_path: Path | None = Field(
         None, validation_alias="SOCIALFER_MODEL", description="expression model file (default the committed model)"
     )

@@ -28,7 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import InstrumentedAttribute, Session, selectinload
 
-from core.filters import NO_FILTERS, Filters
+from core.filters import INCLUDE, NO_FILTERS, ONLY, Filters
 from core.vocabulary import DONE, EMOTIONS, FAILED, IMAGE_STATES, PLATFORMS, PROCESSING, QUEUED
 from db.schema import (
     NO_FINISH_HOUR,
@@ -46,7 +46,9 @@ HOURLY_UP_TO = timedelta(days=3)  # a timeline over a longer range is drawn per 
 # SQLite has no date_trunc: strftime to the start of the bucket, in the stored (UTC) time.
 SQLITE_BUCKET_FORMATS = {HOUR: "%Y-%m-%d %H:00:00", DAY: "%Y-%m-%d 00:00:00"}
 EXPORT_CHUNK = 1000  # rows per fetch while streaming an export
-STALLED_AFTER = timedelta(minutes=2)  # queued this long with no image finishing: no worker is taking tasks
+STALLED_AFTER = timedelta(minutes=2)
+FLAGS = ("uncertain", "low_resolution")  # faces counted apart, beside the emotions (face_hours has a column each)
+COUNTED = (*EMOTIONS, *FLAGS)  # queued this long with no image finishing: no worker is taking tasks
 
 
 def common_filters(
@@ -75,9 +77,21 @@ def image_filters(filters: Filters, *, with_window: bool = True) -> list[ColumnE
 
 
 def face_filters(filters: Filters, *, with_window: bool = True) -> list[ColumnElement[bool]]:
-    return common_filters(
+    """The shared filters on the faces' own columns, and the filters' choice of faces."""
+    clauses = common_filters(
         filters, Face.analyzed_at, platform_column=Face.platform, batch_column=Face.batch_id, with_window=with_window
     )
+    return clauses + face_choice(filters)
+
+
+def face_choice(filters: Filters) -> list[ColumnElement[bool]]:
+    """Which faces count: at least `min_face_px`, and the uncertain ones kept, left out or alone."""
+    clauses: list[ColumnElement[bool]] = []
+    if filters.min_face_px:
+        clauses.append(Face.size_px >= filters.min_face_px)
+    if filters.uncertain != INCLUDE:
+        clauses.append(Face.uncertain.is_(filters.uncertain == ONLY))
+    return clauses
 
 
 def counted(parts: list[Select]) -> Select | CompoundSelect:
@@ -110,34 +124,39 @@ def image_totals(filters: Filters, window: Window) -> Select | CompoundSelect:
 
 
 def face_totals(filters: Filters, window: Window, bucket: tuple[str, str] | None = None) -> Select | CompoundSelect:
-    """Faces per platform, or with `bucket` ((hour or day, dialect)) per bucket: (key, one count per emotion) groups."""
+    """Faces per platform, or with `bucket` ((hour or day, dialect)) per bucket: (key, one count per emotion, then
+    per flag) groups."""
     parts: list[Select] = []
     if window.hours is not None:
         where = time_range(FaceHour.hour, *window.hours)
         if filters.platform is not None:
             where.append(FaceHour.platform == filters.platform)
         key = FaceHour.platform if bucket is None else bucket_start(FaceHour.hour, *bucket)
-        counts = [func.sum(getattr(FaceHour, name)) for name in EMOTIONS]
+        counts = [func.sum(getattr(FaceHour, name)) for name in COUNTED]
         parts.append(select(key, *counts).where(*where).group_by(key))
     if window.rows:
         where = face_filters(filters, with_window=False)
         key = Face.platform if bucket is None else bucket_start(Face.analyzed_at, *bucket)
         counts = [func.sum(case((Face.emotion == name, 1), else_=0)) for name in EMOTIONS]
+        counts += [func.sum(case((getattr(Face, flag).is_(True), 1), else_=0)) for flag in FLAGS]
         parts.append(select(key, *counts).where(*where, *within(Face.analyzed_at, window.rows)).group_by(key))
     return counted(parts)
 
 
 def add_counts(into: dict[str, int], counts: Sequence[Any]) -> None:
-    """Add a face_totals row's counts (EMOTIONS order) to `into`."""
-    for name, count in zip(EMOTIONS, counts, strict=True):
+    """Add a face_totals row's counts (COUNTED order) to `into`."""
+    for name, count in zip(COUNTED, counts, strict=True):
         into[name] = into.get(name, 0) + int(count or 0)
 
 
-def batch_counts(session: Session, batch_ids: Iterable[int]) -> dict[int, dict[str, int]]:
+def batch_counts(
+    session: Session, batch_ids: Iterable[int], filters: Filters = NO_FILTERS
+) -> dict[int, dict[str, int]]:
     """Per batch: images in each state and faces found, in one grouped query.
 
     Faces are the sum of the images' `face_count`, which the worker sets in the same
-    transaction as the faces themselves. Batches without images still get zeros.
+    transaction as the faces themselves; a choice of faces (`min_face_px`, `uncertain`)
+    counts the chosen faces instead, in one more query. Batches without images still get zeros.
     """
     ids = list(batch_ids)
     counts: dict[int, dict[str, int]] = {
@@ -154,6 +173,15 @@ def batch_counts(session: Session, batch_ids: Iterable[int]) -> dict[int, dict[s
         if status in IMAGE_STATES:
             counts[batch_id][status] += int(images)
         counts[batch_id]["faces"] += int(faces)
+    if filters.chooses_faces:
+        where = face_choice(filters)
+        rows = session.execute(
+            select(Face.batch_id, func.count()).where(Face.batch_id.in_(ids), *where).group_by(Face.batch_id)
+        )
+        for batch_id in ids:
+            counts[batch_id]["faces"] = 0
+        for batch_id, faces in rows:
+            counts[batch_id]["faces"] = int(faces)
     return counts
 
 
@@ -254,12 +282,14 @@ def faces_page(
 
 
 def summary(images: int, images_with_faces: int, emotion_counts: dict[str, int]) -> dict[str, Any]:
-    """One stats block; every emotion is present so clients need no defaults."""
-    faces = sum(emotion_counts.values())
+    """One stats block; every emotion is present so clients need no defaults. The flagged faces are
+    among `faces` and its emotions, counted apart as well."""
+    faces = sum(emotion_counts.get(name, 0) for name in EMOTIONS)
     return {
         "images": images,
         "images_with_faces": images_with_faces,
         "faces": faces,
+        **{flag: emotion_counts.get(flag, 0) for flag in FLAGS},
         "emotions": {
             name: {"count": emotion_counts.get(name, 0), "share": emotion_counts.get(name, 0) / faces if faces else 0.0}
             for name in EMOTIONS
@@ -267,17 +297,31 @@ def summary(images: int, images_with_faces: int, emotion_counts: dict[str, int])
     }
 
 
+def images_with_chosen_faces(filters: Filters) -> Select:
+    """Per platform, the done images under the filters holding at least one of the faces they choose."""
+    return (
+        select(Image.platform, func.count(func.distinct(Image.id)))
+        .join(Face, Face.image_id == Image.id)
+        .where(Image.status == DONE, *image_filters(filters), *face_choice(filters))
+        .group_by(Image.platform)
+    )
+
+
 def stats(session: Session, filters: Filters = NO_FILTERS) -> dict[str, Any]:
     """Totals and emotion shares over analysed images, overall and per platform.
 
-    Two grouped statements (images by platform; faces by platform, a count per emotion), each the
-    rollup's groups and the partial hours' rows in one UNION ALL; the totals are sums of
-    the groups, so overall and per-platform numbers always agree. A platform whose counts
+    Two grouped statements (images by platform; faces by platform, a count per emotion and per
+    flag), each the rollup's groups and the partial hours' rows in one UNION ALL; the totals are
+    sums of the groups, so overall and per-platform numbers always agree. A platform whose counts
     went back to zero (its images were deleted) is left out, as it would be counting rows.
+
+    A choice of faces (`min_face_px`, `uncertain`) is counted from the faces table (the rollups
+    know neither), `images_with_faces` then counts the images holding a chosen face, and
+    `faces_left_out` says how many faces of the same view the choice leaves out.
     """
-    window = split_window(filters)
-    image_rows = session.execute(image_totals(filters, window)).all()
-    face_rows = session.execute(face_totals(filters, window)).all()
+    everything = filters.all_faces()
+    image_rows = session.execute(image_totals(everything, split_window(everything))).all()
+    face_rows = session.execute(face_totals(filters, split_window(filters))).all()
 
     emotions_by_platform: dict[str, dict[str, int]] = {}
     all_emotions: dict[str, int] = {}
@@ -290,6 +334,14 @@ def stats(session: Session, filters: Filters = NO_FILTERS) -> dict[str, Any]:
         before = images_by_platform.get(image_platform, (0, 0))
         images_by_platform[image_platform] = (before[0] + int(images), before[1] + int(with_faces))
     images_by_platform = {name: counts for name, counts in images_by_platform.items() if counts[0]}
+    left_out = 0
+    if filters.chooses_faces:
+        chosen = dict(session.execute(images_with_chosen_faces(filters)).all())
+        images_by_platform = {name: (n, int(chosen.get(name, 0))) for name, (n, _) in images_by_platform.items()}
+        total: dict[str, int] = {}
+        for _platform, *counts in session.execute(face_totals(everything, split_window(everything))):
+            add_counts(total, counts)
+        left_out = sum(total.get(name, 0) for name in EMOTIONS) - sum(all_emotions.get(name, 0) for name in EMOTIONS)
     order = {name: index for index, name in enumerate(PLATFORMS)}
     by_platform = {
         name: summary(*images_by_platform[name], emotions_by_platform.get(name, {}))
@@ -301,6 +353,7 @@ def stats(session: Session, filters: Filters = NO_FILTERS) -> dict[str, Any]:
             sum(with_faces for _, with_faces in images_by_platform.values()),
             all_emotions,
         ),
+        "faces_left_out": left_out,
         "by_platform": by_platform,
     }
 
@@ -400,11 +453,11 @@ def timeline(session: Session, filters: Filters = NO_FILTERS, *, bucket: str | N
     rows = session.execute(face_totals(filters, split_window(filters), bucket=(bucket, dialect)))
     buckets: dict[datetime, dict[str, int]] = {}
     for bucket_value, *counts in rows:
-        add_counts(buckets.setdefault(as_utc(bucket_value), dict.fromkeys(EMOTIONS, 0)), counts)
+        add_counts(buckets.setdefault(as_utc(bucket_value), dict.fromkeys(COUNTED, 0)), counts)
     items = [
-        {"start": key, "faces": sum(counts.values()), "emotions": counts}
+        {"start": key, "faces": faces, "emotions": {name: counts[name] for name in EMOTIONS}}
         for key, counts in sorted(buckets.items())
-        if sum(counts.values())
+        if (faces := sum(counts[name] for name in EMOTIONS))
     ]
     return {"bucket": bucket, "start": start, "end": end, "items": items}
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from core.vocabulary import EMOTIONS, QUEUED
@@ -61,6 +61,11 @@ class Image(Base):
     content_type: Mapped[str | None] = mapped_column(String(100))
     byte_size: Mapped[int | None] = mapped_column(Integer)
     face_count: Mapped[int | None] = mapped_column(Integer)
+    # Detection's limits on this image (migration 0006): faces found beyond SOCIALFER_MAX_FACES, the
+    # smallest face size looked for (NULL: analysed before 0006), whether the scan's pixel ceiling bound.
+    faces_beyond_cap: Mapped[int] = mapped_column(Integer, server_default="0")
+    min_face_px: Mapped[int | None] = mapped_column(Integer)
+    scan_capped: Mapped[bool] = mapped_column(Boolean, server_default=false())
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     fetch_ms: Mapped[float | None] = mapped_column(Float)
     analyze_ms: Mapped[float | None] = mapped_column(Float)
@@ -98,6 +103,11 @@ class Face(Base):
     score_sad: Mapped[float] = mapped_column(Float)
     score_surprise: Mapped[float] = mapped_column(Float)
     score_neutral: Mapped[float] = mapped_column(Float)
+    # The box's shorter side (original pixels): what the 48 x 48 crop was made from (migration 0006);
+    # writers set it (db.lifecycle.record_success), the migration backfilled it from the boxes.
+    size_px: Mapped[int] = mapped_column(Integer, server_default="0")
+    low_resolution: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    uncertain: Mapped[bool] = mapped_column(Boolean, server_default=false())
 
     image: Mapped[Image] = relationship(back_populates="faces")
 
@@ -164,6 +174,8 @@ class FaceHour(Base):
     neutral: Mapped[int] = mapped_column(Integer)
     min_face_id: Mapped[int] = mapped_column(Integer)
     max_face_id: Mapped[int] = mapped_column(Integer)
+    uncertain: Mapped[int] = mapped_column(Integer, server_default="0")  # faces flagged, per flag
+    low_resolution: Mapped[int] = mapped_column(Integer, server_default="0")
 
     @property
     def counts(self) -> dict[str, int]:

@@ -43,12 +43,15 @@ class ScanOptions:
     coarse_side: int | None = 480  # the coarse pass scans a copy at most this long; None: no coarse pass
     coarse_min_face: float = 20.0  # the smallest face the coarse pass looks for, in the copy's pixels
     fine_gate: float | None = 2.0  # skip the fine pass when every coarse face is this many times the coarse minimum
-    scale_factor: float = 0.709  # between pyramid levels (MTCNN's)
+    scale_factor: float = 0.709  # between pyramid levels (MTCNN's): the one-pass pyramid's, and the coarse pass's
+    fine_step: float | None = 0.5  # the fine levels spread evenly up to the coarse pass, at most this far apart
     max_scan_pixels: int = 8_000_000  # PNet's pixels over the fine pyramid
     pnet_threshold: float = 0.6
     rnet_threshold: float = 0.7
     onet_threshold: float = 0.8
-    fine_onet_threshold: float = 0.9  # faces only the fine pass finds: tiny boxes hold less evidence (measured)
+    # Faces only the fine pass finds: it searches several times the area for small things, so more
+    # non-faces get a chance; at 0.9 a shoe scored 0.949 on a group photo (bench/detection_recall.py).
+    fine_onet_threshold: float = 0.95
     max_proposals: int = 4000  # PNet boxes that go on to RNet in one pass (the most confident)
     merge_overlap: float = 0.5  # a fine box this much inside a coarse one (of the smaller's area) is the same face
 
@@ -93,6 +96,19 @@ def pyramid(height: int, width: int, first: float, factor: float, smallest_face:
     return scales
 
 
+def fine_levels(height: int, width: int, first: float, upto: float | None, options: ScanOptions) -> list[float]:
+    """The fine pass's scales: from `first` to just under where the coarse pass looks (`upto`), evenly
+    spaced in log scale and at most `fine_step` apart; MTCNN's steps without a coarse pass or a `fine_step`."""
+    if upto is None or options.fine_step is None:
+        return pyramid(height, width, first, options.scale_factor, upto)
+    span = upto * first / PNET_WINDOW  # the largest fine face over the smallest
+    if span <= 1:
+        return []
+    levels = math.ceil(math.log(span) / -math.log(options.fine_step) - 1e-9)
+    factor = span ** (-1 / levels)
+    return [s for s in (first * factor**k for k in range(levels)) if min(height, width) * s >= PNET_WINDOW]
+
+
 def coarse_pass(height: int, width: int, options: ScanOptions) -> Pass | None:
     if options.coarse_side is None:
         return None
@@ -113,11 +129,11 @@ def fine_pass(height: int, width: int, options: ScanOptions) -> tuple[Pass | Non
     ceiling: (the pass or None when the coarse pass already covers it, the smallest face looked for, capped)."""
     upto = coarse_min_face(height, width, options)
     first = min(1.0, PNET_WINDOW / options.min_face_px)  # upscaling invents no detail: no faces under 12 px
-    planned = Pass(1.0, tuple(pyramid(height, width, first, options.scale_factor, upto)))
+    planned = Pass(1.0, tuple(fine_levels(height, width, first, upto, options)))
     capped = planned.pixels(height, width) > options.max_scan_pixels
     while planned.scales and planned.pixels(height, width) > options.max_scan_pixels:
         first *= 0.95  # a pyramid's pixels go with its first scale squared: a few steps at most
-        planned = Pass(1.0, tuple(pyramid(height, width, first, options.scale_factor, upto)))
+        planned = Pass(1.0, tuple(fine_levels(height, width, first, upto, options)))
     if not planned.scales:
         return None, upto if upto is not None else (PNET_WINDOW / first if first else math.inf), capped
     return planned, PNET_WINDOW / first, capped

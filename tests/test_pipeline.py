@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from core.vocabulary import DONE, EMOTIONS, FAILED, QUEUED
 from db import PREVIEW, UPLOAD, Batch, Database, Face, Image, ImageFile
 from db.lifecycle import record_success
-from models.analyzer import FaceResult
+from models.analyzer import FaceResult, ImageAnalysis
 from tests.support import free_port, image_server, make_settings
 from workers.pipeline import WorkerContext, process_image
 
@@ -24,6 +24,9 @@ class FakeAnalyzer:
         self.faces = faces if faces is not None else [FaceResult((1, 2, 10, 12), 0.99, "happy", HAPPY)]
         self.error = error
         self.calls = 0
+
+    def analyze_image(self, rgb: np.ndarray) -> ImageAnalysis:
+        return ImageAnalysis(self.analyze(rgb))
 
     def analyze(self, rgb: np.ndarray) -> list[FaceResult]:
         self.calls += 1

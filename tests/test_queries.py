@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from core.filters import Filters
 from core.vocabulary import DONE, EMOTIONS, FAILED, PLATFORMS, PROCESSING, QUEUED
 from db import Batch, Database, Face, Image
-from db.queries import batch_counts, faces_page, stats, summary, timeline
+from db.queries import FLAGS, batch_counts, faces_page, stats, summary, timeline
 from db.schema import NO_FINISH_HOUR, FaceHour, ImageHour
 from db.windows import as_utc
 from tests.conftest import truncate_all
@@ -101,7 +101,10 @@ def recount(session: Session) -> tuple[dict, dict]:
         key = (hour_of(image.finished_at) if image.finished_at else NO_FINISH_HOUR, image.platform)
         images[key, "images"] += 1
         images[key, "with_faces"] += int((image.face_count or 0) > 0)
-    faces = Counter((hour_of(face.analyzed_at), face.platform, face.emotion) for face in session.scalars(select(Face)))
+    faces: Counter = Counter()
+    for face in session.scalars(select(Face)):
+        for counted in (face.emotion, *(flag for flag in FLAGS if getattr(face, flag))):
+            faces[hour_of(face.analyzed_at), face.platform, counted] += 1
     expected_images = {
         key: (images[key, "images"], images[key, "with_faces"]) for key, kind in images if kind == "images"
     }
@@ -118,7 +121,7 @@ def rollups(session: Session) -> tuple[dict, dict]:
     faces = {
         (as_utc(row.hour), row.platform, emotion): count
         for row in session.scalars(select(FaceHour))
-        for emotion, count in row.counts.items()
+        for emotion, count in {**row.counts, **{flag: getattr(row, flag) for flag in FLAGS}}.items()
     }
     return images, {key: count for key, count in faces.items() if count}
 
@@ -156,6 +159,10 @@ def seed_random(session: Session, seed: int = 6) -> None:
         )
     unfinished = session.scalars(select(Image.id).where(Image.status == DONE).order_by(Image.id).limit(3)).all()
     session.execute(update(Image).where(Image.id.in_(unfinished)).values(finished_at=None))
+    # Small and uncertain faces, set by updates: the rollups' flag counts follow them.
+    session.execute(update(Face).where(Face.id % 3 == 0).values(w=20, h=26, size_px=20, low_resolution=True))
+    session.execute(update(Face).where(Face.id % 4 == 1).values(uncertain=True))
+    session.expire_all()  # the rows as stored, for the tests that count them in Python
 
 
 def test_rollups_follow_every_kind_of_write(any_database: Database) -> None:
@@ -183,29 +190,45 @@ def in_window(value: datetime | None, since: datetime | None, until: datetime | 
     return value is not None and (since is None or as_utc(value) >= since) and (until is None or as_utc(value) < until)
 
 
-def expected_stats(session: Session, platform: str | None, batch_id: int | None, since, until) -> dict:
-    """The /stats answer counted in Python from the rows: what the rollups must reproduce."""
+def expected_stats(session: Session, platform: str | None, batch_id: int | None, since, until, **choice) -> dict:
+    """The /stats answer counted in Python from the rows: what the rollups must reproduce.
+
+    `choice` (min_face_px, uncertain) chooses faces as Filters does; images with faces then count
+    the images holding a chosen face."""
+    min_face_px, uncertain = choice.get("min_face_px"), choice.get("uncertain", "include")
 
     def kept(row_platform: str, row_batch: int, when: datetime | None) -> bool:
         return (platform in (None, row_platform)) and (batch_id in (None, row_batch)) and in_window(when, since, until)
+
+    def chosen(face: Face) -> bool:
+        wanted = {"include": (False, True), "exclude": (False,), "only": (True,)}[uncertain]
+        return face.size_px >= (min_face_px or 0) and face.uncertain in wanted
 
     images = [
         i
         for i in session.scalars(select(Image).where(Image.status == DONE))
         if kept(i.platform, i.batch_id, i.finished_at)
     ]
-    faces = [f for f in session.scalars(select(Face)) if kept(f.platform, f.batch_id, f.analyzed_at)]
+    every_face = [f for f in session.scalars(select(Face)) if kept(f.platform, f.batch_id, f.analyzed_at)]
+    faces = [f for f in every_face if chosen(f)]
+    with_chosen = {f.image_id for f in session.scalars(select(Face)) if chosen(f)}  # the image's time decides
+    has_faces = (lambda i: i.id in with_chosen) if choice else (lambda i: (i.face_count or 0) > 0)
+
+    def counts(group: list[Face]) -> Counter:
+        return Counter(f.emotion for f in group) + Counter(flag for f in group for flag in FLAGS if getattr(f, flag))
+
     blocks = {
         name: summary(
             sum(1 for i in images if i.platform == name),
-            sum(1 for i in images if i.platform == name and (i.face_count or 0) > 0),
-            Counter(f.emotion for f in faces if f.platform == name),
+            sum(1 for i in images if i.platform == name and has_faces(i)),
+            counts([f for f in faces if f.platform == name]),
         )
         for name in PLATFORMS
         if any(i.platform == name for i in images)
     }
     return {
-        **summary(len(images), sum(1 for i in images if (i.face_count or 0) > 0), Counter(f.emotion for f in faces)),
+        **summary(len(images), sum(1 for i in images if has_faces(i)), counts(faces)),
+        "faces_left_out": len(every_face) - len(faces),
         "by_platform": blocks,
     }
 
@@ -253,6 +276,10 @@ def test_stats_and_timeline_over_any_window_equal_counting_the_rows(any_database
                 assert stats(session, Filters(platform, batch, since, until)) == expected_stats(
                     session, platform, batch, since, until
                 ), (platform, batch, since, until)
+            for choice in [{"min_face_px": 28}, {"uncertain": "exclude"}, {"min_face_px": 21, "uncertain": "only"}]:
+                assert stats(session, Filters(since=since, until=until, **choice)) == expected_stats(
+                    session, None, None, since, until, **choice
+                ), (choice, since, until)
             for bucket, width in [("hour", "hour"), ("day", "day")]:
                 got = timeline(session, Filters(since=since, until=until), bucket=bucket)["items"]
                 counted: dict[datetime, Counter] = {}
