@@ -4,7 +4,7 @@
 
 (() => {
   const { config, COLORS, api, el, svg, percent, number, plural, utc, annotatedImage, notice } = SF;
-  const FILTERS = ["platform", "batch_id", "since", "until"];
+  const FILTERS = ["platform", "batch_id", "since", "until", "min_face_px", "uncertain"];
   const ACTIVE_POLL_MS = 1500; // while a batch is in progress
   const IDLE_POLL_MS = 10000; // otherwise, to notice batches submitted elsewhere
   const BATCHES_SHOWN = 15;
@@ -41,6 +41,9 @@
     document.getElementById("filter-batch").value = filters.batch_id || "";
     document.getElementById("filter-since").value = (filters.since || "").slice(0, 10);
     document.getElementById("filter-until").value = (filters.until || "").slice(0, 10);
+    ensureOption("filter-min-face", filters.min_face_px, `${filters.min_face_px} px and larger`);
+    document.getElementById("filter-min-face").value = filters.min_face_px || "";
+    document.getElementById("filter-uncertain").value = filters.uncertain || "";
     document.getElementById("clear-filters").hidden = Object.keys(filters).length === 0;
     document.getElementById("export-csv").href = `/api/v1/faces/export?${query({ format: "csv" })}`;
     document.getElementById("export-json").href = `/api/v1/faces/export?${query({ format: "json" })}`;
@@ -59,6 +62,12 @@
     const key = event.target.name;
     next[key] = event.target.value;
     setFilters(next);
+  }
+
+  /** A value from a shared URL that the select does not offer (min_face_px=36) still shows. */
+  function ensureOption(id, value, label) {
+    const select = document.getElementById(id);
+    if (value && !select.querySelector(`option[value="${CSS.escape(value)}"]`)) select.append(el("option", { value }, label));
   }
 
   function ensureBatchOption(batchId) {
@@ -352,6 +361,15 @@
       node.textContent = number(value);
       node.classList.toggle("zero", value === 0);
     }
+    const flagged = [
+      stats.low_resolution ? `${number(stats.low_resolution)} low resolution` : null,
+      stats.uncertain ? `${number(stats.uncertain)} uncertain` : null,
+    ].filter(Boolean);
+    const note = document.getElementById("faces-note");
+    note.replaceChildren(
+      ...(flagged.length ? [el("span", { class: "flagged" }, `of which ${flagged.join(", ")}`)] : []),
+      ...(stats.faces_left_out ? [el("span", { class: "left-out", "data-left-out": stats.faces_left_out }, `${plural(stats.faces_left_out, "face")} left out by the face filters`)] : []),
+    );
   }
 
   function filtered() {
