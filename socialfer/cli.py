@@ -354,9 +354,19 @@ def evaluate(data: Path | None, split: str, model_path: Path | None, confusion_p
 @click.option("--batch", "batch_id", type=click.IntRange(min=1), default=None, help="Only this batch.")
 @click.option("--since", type=click.DateTime(), default=None, help="Analysed at or after this time (UTC).")
 @click.option("--until", type=click.DateTime(), default=None, help="Analysed before this time (UTC).")
+@click.option("--min-face-px", type=click.IntRange(min=1), default=None, help="Only faces at least this large.")
+@click.option(
+    "--uncertain", type=click.Choice(["include", "exclude", "only"]), default="include", help="Uncertain faces."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print what GET /api/v1/stats answers.")
 def stats_command(
-    platform: str | None, batch_id: int | None, since: datetime | None, until: datetime | None, as_json: bool
+    platform: str | None,
+    batch_id: int | None,
+    since: datetime | None,
+    until: datetime | None,
+    min_face_px: int | None,
+    uncertain: str,
+    as_json: bool,
 ) -> None:
     """Counts and emotion shares, overall and per platform: the numbers of GET /api/v1/stats and the
     dashboard, from the same query, read straight from the database."""
@@ -367,7 +377,9 @@ def stats_command(
 
     settings = cli_settings()
     database = Database(settings.database_url)
-    filters = Filters(platform=platform, batch_id=batch_id, since=since, until=until)  # naive times are UTC
+    filters = Filters(  # naive times are UTC
+        platform=platform, batch_id=batch_id, since=since, until=until, min_face_px=min_face_px, uncertain=uncertain
+    )
     try:
         with database.session() as session:
             result = stats(session, filters)
