@@ -32,6 +32,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session, selectinload
 from core.filters import NO_FILTERS, Filters
 from core.vocabulary import DONE, EMOTIONS, FAILED, IMAGE_STATES, PLATFORMS, PROCESSING, QUEUED
 from db.schema import (
+    EMOTION_PAIRS,
     NO_FINISH_HOUR,
     PREVIEW,
     Batch,
@@ -40,6 +41,7 @@ from db.schema import (
     Image,
     ImageFile,
     ImageHour,
+    pair_column,
 )
 from db.windows import Window, as_utc, ceil_hour, floor_hour, split_window, time_range, within
 
@@ -112,8 +114,15 @@ def image_totals(filters: Filters, window: Window) -> Select | CompoundSelect:
     return counted(parts)
 
 
-def face_totals(filters: Filters, window: Window, bucket: tuple[str, str] | None = None) -> Select | CompoundSelect:
-    """Faces per platform, or with `bucket` ((hour or day, dialect)) per bucket: (key, one count per emotion) groups."""
+def face_totals(
+    filters: Filters, window: Window, bucket: tuple[str, str] | None = None, *, pairs_dialect: str | None = None
+) -> Select | CompoundSelect:
+    """Faces per platform, or with `bucket` ((hour or day, dialect)) per bucket: (key, one count per emotion) groups.
+
+    With `pairs_dialect` (the session's dialect), each group also carries the 28 pair sums of
+    EMOTION_PAIRS: from face_hours for whole hours, from the rows grouped per image and hour
+    (as image_face_counts groups them) for the rest.
+    """
     parts: list[Select] = []
     if window.hours is not None:
         where = time_range(FaceHour.hour, *window.hours)
@@ -121,13 +130,31 @@ def face_totals(filters: Filters, window: Window, bucket: tuple[str, str] | None
             where.append(FaceHour.platform == filters.platform)
         key = FaceHour.platform if bucket is None else bucket_start(FaceHour.hour, *bucket)
         counts = [func.sum(getattr(FaceHour, name)) for name in EMOTIONS]
+        if pairs_dialect is not None:
+            counts += [func.sum(getattr(FaceHour, pair_column(*pair))) for pair in EMOTION_PAIRS]
         parts.append(select(key, *counts).where(*where).group_by(key))
     if window.rows:
-        where = face_filters(filters, with_window=False)
-        key = Face.platform if bucket is None else bucket_start(Face.analyzed_at, *bucket)
-        counts = [func.sum(case((Face.emotion == name, 1), else_=0)) for name in EMOTIONS]
-        parts.append(select(key, *counts).where(*where, *within(Face.analyzed_at, window.rows)).group_by(key))
+        where = [*face_filters(filters, with_window=False), *within(Face.analyzed_at, window.rows)]
+        if pairs_dialect is not None:
+            parts.append(pair_sums_of_rows(where, pairs_dialect))
+        else:
+            key = Face.platform if bucket is None else bucket_start(Face.analyzed_at, *bucket)
+            counts = [func.sum(case((Face.emotion == name, 1), else_=0)) for name in EMOTIONS]
+            parts.append(select(key, *counts).where(*where).group_by(key))
     return counted(parts)
+
+
+def pair_sums_of_rows(where: list[ColumnElement[bool]], dialect: str) -> Select:
+    """Per platform: counts and pair sums of the faces matching `where`, from per-image (and hour) counts."""
+    per_image = (
+        select(Face.platform, *(func.sum(case((Face.emotion == name, 1), else_=0)).label(name) for name in EMOTIONS))
+        .where(*where)
+        .group_by(Face.image_id, Face.platform, bucket_start(Face.analyzed_at, HOUR, dialect))
+        .subquery()
+    )
+    counts = [func.sum(per_image.c[name]) for name in EMOTIONS]
+    pairs = [func.sum(per_image.c[first] * per_image.c[second]) for first, second in EMOTION_PAIRS]
+    return select(per_image.c.platform, *counts, *pairs).group_by(per_image.c.platform)
 
 
 def add_counts(into: dict[str, int], counts: Sequence[Any]) -> None:
@@ -270,23 +297,31 @@ def summary(images: int, images_with_faces: int, emotion_counts: dict[str, int])
     }
 
 
-def stats(session: Session, filters: Filters = NO_FILTERS) -> dict[str, Any]:
+def stats(session: Session, filters: Filters = NO_FILTERS, *, with_pairs: bool = False) -> dict[str, Any]:
     """Totals and emotion shares over analysed images, overall and per platform.
 
     Two grouped statements (images by platform; faces by platform, a count per emotion), each the
     rollup's groups and the partial hours' rows in one UNION ALL; the totals are sums of
     the groups, so overall and per-platform numbers always agree. A platform whose counts
     went back to zero (its images were deleted) is left out, as it would be counting rows.
+    `with_pairs`: every block also holds `cross`, the 7 x 7 sums over images of c_e x c_f
+    (EMOTIONS order) that clustered intervals need, from the same statement.
     """
     window = split_window(filters)
     image_rows = session.execute(image_totals(filters, window)).all()
-    face_rows = session.execute(face_totals(filters, window)).all()
+    dialect = session.get_bind().dialect.name if with_pairs else None
+    face_rows = session.execute(face_totals(filters, window, pairs_dialect=dialect)).all()
 
     emotions_by_platform: dict[str, dict[str, int]] = {}
     all_emotions: dict[str, int] = {}
-    for face_platform, *counts in face_rows:
+    pairs_by_platform: dict[str, dict[tuple[str, str], int]] = {}
+    for face_platform, *sums in face_rows:
+        counts, pairs = sums[: len(EMOTIONS)], sums[len(EMOTIONS) :]
         add_counts(emotions_by_platform.setdefault(face_platform, {}), counts)
         add_counts(all_emotions, counts)
+        into = pairs_by_platform.setdefault(face_platform, {})
+        for pair, value in zip(EMOTION_PAIRS, pairs, strict=False):
+            into[pair] = into.get(pair, 0) + int(value or 0)
 
     images_by_platform: dict[str, tuple[int, int]] = {}
     for image_platform, images, with_faces in image_rows:
@@ -294,11 +329,9 @@ def stats(session: Session, filters: Filters = NO_FILTERS) -> dict[str, Any]:
         images_by_platform[image_platform] = (before[0] + int(images), before[1] + int(with_faces))
     images_by_platform = {name: counts for name, counts in images_by_platform.items() if counts[0]}
     order = {name: index for index, name in enumerate(PLATFORMS)}
-    by_platform = {
-        name: summary(*images_by_platform[name], emotions_by_platform.get(name, {}))
-        for name in sorted(images_by_platform, key=lambda name: (order.get(name, len(order)), name))
-    }
-    return {
+    platforms = sorted(images_by_platform, key=lambda name: (order.get(name, len(order)), name))
+    by_platform = {name: summary(*images_by_platform[name], emotions_by_platform.get(name, {})) for name in platforms}
+    result = {
         **summary(
             sum(images for images, _ in images_by_platform.values()),
             sum(with_faces for _, with_faces in images_by_platform.values()),
@@ -306,6 +339,18 @@ def stats(session: Session, filters: Filters = NO_FILTERS) -> dict[str, Any]:
         ),
         "by_platform": by_platform,
     }
+    if with_pairs:
+        for name in platforms:
+            by_platform[name]["cross"] = cross_matrix(pairs_by_platform.get(name, {}))
+        result["cross"] = cross_matrix(
+            {pair: sum(pairs.get(pair, 0) for pairs in pairs_by_platform.values()) for pair in EMOTION_PAIRS}
+        )
+    return result
+
+
+def cross_matrix(pairs: dict[tuple[str, str], int]) -> list[list[int]]:
+    """The symmetric 7 x 7 matrix (EMOTIONS order) of the pair sums."""
+    return [[pairs.get((first, second), pairs.get((second, first), 0)) for second in EMOTIONS] for first in EMOTIONS]
 
 
 def recent_images(

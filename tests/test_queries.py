@@ -16,7 +16,7 @@ from core.filters import Filters
 from core.vocabulary import DONE, EMOTIONS, FAILED, PLATFORMS, PROCESSING, QUEUED
 from db import Batch, Database, Face, Image
 from db.queries import batch_counts, faces_page, stats, summary, timeline
-from db.schema import NO_FINISH_HOUR, FaceHour, ImageHour
+from db.schema import EMOTION_PAIRS, NO_FINISH_HOUR, FaceHour, ImageFaceCount, ImageHour
 from db.windows import as_utc
 from tests.conftest import truncate_all
 from tests.factories import T0, add_batch, add_image, counting_statements, seed_stats
@@ -124,9 +124,45 @@ def rollups(session: Session) -> tuple[dict, dict]:
     return images, {key: count for key, count in faces.items() if count}
 
 
+def image_hour_counts(faces: Sequence[Face]) -> dict[tuple, Counter]:
+    """Each image's faces per emotion, per UTC hour and platform: what image_face_counts must hold."""
+    counts: dict[tuple, Counter] = {}
+    for face in faces:
+        counts.setdefault((face.image_id, hour_of(face.analyzed_at), face.platform), Counter())[face.emotion] += 1
+    return counts
+
+
+def pair_sums(counts: dict[tuple, Counter]) -> dict[tuple, int]:
+    """Per (hour, platform, pair): the sum over images of c_e x c_f; zeros left out."""
+    sums: Counter = Counter()
+    for (_, hour, platform), image in counts.items():
+        for first, second in EMOTION_PAIRS:
+            sums[hour, platform, first, second] += image[first] * image[second]
+    return {key: value for key, value in sums.items() if value}
+
+
+def stored_pairs(session: Session) -> tuple[dict, dict]:
+    """image_face_counts and face_hours' pair sums as stored (zeros left out)."""
+    images = {
+        (row.image_id, as_utc(row.hour), row.platform): Counter(
+            {e: getattr(row, e) for e in EMOTIONS if getattr(row, e)}
+        )
+        for row in session.scalars(select(ImageFaceCount))
+    }
+    pairs = {
+        (as_utc(row.hour), row.platform, *pair): value
+        for row in session.scalars(select(FaceHour))
+        for pair, value in row.pairs.items()
+        if value
+    }
+    return images, pairs
+
+
 def assert_rollups_match(database: Database) -> None:
     with database.session() as session:
         assert rollups(session) == recount(session)
+        expected_counts = image_hour_counts(session.scalars(select(Face)).all())
+        assert stored_pairs(session) == (expected_counts, pair_sums(expected_counts))
         bounds = {
             (as_utc(row.hour), row.platform): (row.min_face_id, row.max_face_id)
             for row in session.scalars(select(FaceHour))
@@ -187,6 +223,7 @@ def test_rollups_follow_every_kind_of_write(any_database: Database) -> None:
     truncate_all(any_database)
     with any_database.session() as session:
         assert rollups(session) == ({}, {})
+        assert stored_pairs(session) == ({}, {})
 
 
 def in_window(value: datetime | None, since: datetime | None, until: datetime | None) -> bool:
@@ -195,7 +232,15 @@ def in_window(value: datetime | None, since: datetime | None, until: datetime | 
     return value is not None and (since is None or as_utc(value) >= since) and (until is None or as_utc(value) < until)
 
 
-def expected_stats(session: Session, platform: str | None, batch_id: int | None, since, until) -> dict:
+def expected_cross(faces: Sequence[Face]) -> list[list[int]]:
+    """The sum over images (per UTC hour, as the rollups group them) of c_e x c_f, EMOTIONS order."""
+    images = image_hour_counts(faces).values()
+    return [[sum(image[first] * image[second] for image in images) for second in EMOTIONS] for first in EMOTIONS]
+
+
+def expected_stats(
+    session: Session, platform: str | None, batch_id: int | None, since, until, with_pairs: bool = False
+) -> dict:
     """The /stats answer counted in Python from the rows: what the rollups must reproduce."""
 
     def kept(row_platform: str, row_batch: int, when: datetime | None) -> bool:
@@ -216,10 +261,15 @@ def expected_stats(session: Session, platform: str | None, batch_id: int | None,
         for name in PLATFORMS
         if any(i.platform == name for i in images)
     }
-    return {
+    result = {
         **summary(len(images), sum(1 for i in images if (i.face_count or 0) > 0), Counter(f.emotion for f in faces)),
         "by_platform": blocks,
     }
+    if with_pairs:
+        result["cross"] = expected_cross(faces)
+        for name, block in blocks.items():
+            block["cross"] = expected_cross([f for f in faces if f.platform == name])
+    return result
 
 
 HOUR = timedelta(hours=1)
@@ -262,9 +312,11 @@ def test_stats_and_timeline_over_any_window_equal_counting_the_rows(any_database
         windows = [*WINDOWS, *data_windows(faces)]
         for since, until in windows:
             for platform, batch in [(None, None), ("twitter", None), (None, batch_id), ("facebook", batch_id)]:
-                assert stats(session, Filters(platform, batch, since, until)) == expected_stats(
-                    session, platform, batch, since, until
-                ), (platform, batch, since, until)
+                filters = Filters(platform, batch, since, until)
+                assert stats(session, filters) == expected_stats(session, platform, batch, since, until), filters
+                assert stats(session, filters, with_pairs=True) == expected_stats(
+                    session, platform, batch, since, until, with_pairs=True
+                ), filters
             for bucket, width in [("hour", "hour"), ("day", "day")]:
                 got = timeline(session, Filters(since=since, until=until), bucket=bucket)["items"]
                 counted: dict[datetime, Counter] = {}
