@@ -89,6 +89,19 @@ class RawShares:
     high: np.ndarray
     design_effect: np.ndarray  # >= 1: how many times the variance of independent faces it is
     covariance: np.ndarray  # (K, K): what the corrected shares and comparisons build on
+    faces: float
+
+    @property
+    def effective_faces(self) -> float:
+        """N over the design effect of all shares together (trace of the covariance over that of independent
+        faces, at least 1): how many independent faces the set is worth."""
+        independent = float((self.share * (1 - self.share)).sum()) / max(self.faces, 1.0)
+        clustered = float(np.trace(self.covariance))
+        if self.faces <= 0:
+            return 0.0
+        if independent <= 0 or clustered <= 0:
+            return self.faces / float(self.design_effect.max())
+        return self.faces / max(clustered / independent, 1.0)
 
 
 def wilson(share: np.ndarray, size: np.ndarray, z: float = Z) -> tuple[np.ndarray, np.ndarray]:
@@ -110,7 +123,7 @@ def raw_shares(sums: ClusterSums, z: float = Z) -> RawShares:
     faces = float(sums.counts.sum())
     if faces <= 0:
         zeros = np.zeros(emotions)
-        return RawShares(zeros, zeros, np.ones(emotions), np.ones(emotions), np.zeros((emotions, emotions)))
+        return RawShares(zeros, zeros, np.ones(emotions), np.ones(emotions), np.zeros((emotions, emotions)), 0.0)
     share = sums.counts / faces
     covariance = share_covariance(sums)
     independent = share * (1 - share) / faces
@@ -120,7 +133,7 @@ def raw_shares(sums: ClusterSums, z: float = Z) -> RawShares:
     if sums.images < 2:  # nothing to estimate the between-image variation from: no narrower than one image
         design_effect[:] = max(faces, 1.0)
     low, high = wilson(share, faces / design_effect, z)
-    return RawShares(share, low, high, design_effect, covariance)
+    return RawShares(share, low, high, design_effect, covariance, faces)
 
 
 def normal_p_value(estimate: float, standard_error: float) -> float:

@@ -10,17 +10,18 @@ q = M^T pi for the true shares pi. Given the raw shares q_hat, the corrected sha
 active-set method; when M^T pi = q_hat has a solution inside the simplex, it is that solution).
 
 The interval propagates two errors at once, by simulation: the sampling error of q_hat
-(normal, with the cluster-robust covariance of `analysis.clustered`) and the error of the
-matrix itself (each row drawn from its Dirichlet posterior: the counts plus a weak prior).
+(Dirichlet at the effective sample size, each emotion's spread matched to its cluster-robust
+variance from `analysis.clustered`) and the error of the matrix itself (each row drawn from its
+Dirichlet posterior: the counts plus a weak prior).
 Each of `replicates` draws solves the problem again; the 2.5th and 97.5th percentiles are
-the interval. Matrix draws and normal deviates are fixed by a seed, so the same data always
+the interval. Matrix draws and sampling draws are fixed by a seed, so the same data always
 give the same interval, and the matrices' Gram products are computed once per process.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
@@ -33,6 +34,7 @@ PRIOR_FACES = 10.0  # the prior weighs as this many faces per row (a row without
 PRIOR_SMOOTHING = 0.5  # added to every cell of the prior's counts (Jeffreys): no error is impossible
 RIDGE = 1e-10  # keeps the active-set systems solvable when two matrix rows are (nearly) alike
 TOLERANCE = 1e-10
+JEFFREYS = 0.5  # the prior count per emotion of the sampling draws
 MAX_ACTIVE_SET_STEPS = 60
 
 
@@ -41,28 +43,26 @@ class Confusion:
     """A confusion matrix (rows true, columns predicted, counts) and what it says with its uncertainty.
 
     `prior_counts`: a matrix whose row shapes are the prior for rows with few or no faces (the
-    FER2013 one for the real-photo matrix: the model's own confusions on other faces).
-    `design_effect`: how much the matrix's faces cluster (one person in many photos); each
-    counts as 1 / design_effect of an independent face.
+    FER2013 one for the real-photo matrix: the model's own confusions on other faces; a row
+    without faces, like fear in the real-photo calibration fold, is that prior alone).
+    Faces are taken as independent: see docs/statistics.md for what clustering by person does.
     """
 
     name: str
     counts: np.ndarray
     prior_counts: np.ndarray | None = None
     prior_faces: float = PRIOR_FACES
-    design_effect: float = 1.0
     replicates: int = REPLICATES
     seed: int = SEED
-    _normals: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
 
     @cached_property
     def concentration(self) -> np.ndarray:
-        """Dirichlet parameters per row: counts / design effect + the prior's pseudo-faces."""
+        """Dirichlet parameters per row: the counts plus the prior's pseudo-faces."""
         counts = np.asarray(self.counts, dtype=float)
         shape = np.ones_like(counts) if self.prior_counts is None else np.asarray(self.prior_counts, dtype=float)
         shape = shape + PRIOR_SMOOTHING
         shape /= shape.sum(axis=1, keepdims=True)
-        return counts / self.design_effect + self.prior_faces * shape
+        return counts + self.prior_faces * shape
 
     @cached_property
     def mean(self) -> np.ndarray:
@@ -81,12 +81,24 @@ class Confusion:
         """M_b M_b^T for every draw: the least-squares systems' matrices, computed once."""
         return self.draws @ self.draws.transpose(0, 2, 1)
 
-    def normals(self, stream: int) -> np.ndarray:
-        """(replicates, K) standard normal deviates of one stream; sides of a comparison use different ones."""
-        if stream not in self._normals:
-            rng = np.random.default_rng([self.seed, 2, stream])
-            self._normals[stream] = rng.standard_normal((self.replicates, self.counts.shape[0]))
-        return self._normals[stream]
+    def sampled_shares(self, raw: RawShares, stream: int) -> np.ndarray:
+        """(replicates, K) raw shares as the sampling error could have drawn them, fixed by `stream`.
+
+        Dirichlet(effective faces x shares + 1/2): the posterior of the shares under Jeffreys'
+        prior at the set's effective sample size, so an emotion seen 0 times in 8 faces still
+        varies (a normal draw would pin it at 0). The effective size is one number for all
+        emotions, so each emotion's deviations are then stretched to its own cluster-robust
+        variance where that is larger (an emotion that clusters more than the others).
+        """
+        rng = np.random.default_rng([self.seed, 2, stream])
+        alpha = raw.effective_faces * raw.share + JEFFREYS
+        gammas = rng.standard_gamma(alpha, size=(self.replicates, len(alpha)))
+        draws = gammas / gammas.sum(axis=1, keepdims=True)
+        total = alpha.sum()
+        mean, variance = alpha / total, alpha * (total - alpha) / (total**2 * (total + 1))
+        clustered = np.diag(raw.covariance)
+        stretch = np.sqrt(np.where(clustered > variance, clustered / variance, 1.0))
+        return mean + (draws - mean) * stretch
 
 
 def equality_solution(gram: np.ndarray, linear: np.ndarray, free: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -158,19 +170,14 @@ class CorrectedShares:
     replicates: np.ndarray  # (replicates, K), the same matrix draw in row b for every set corrected
 
 
-def sampling_factor(covariance: np.ndarray) -> np.ndarray:
-    """L with L L^T = covariance (positive semi-definite, singular: shares sum to 1)."""
-    values, vectors = np.linalg.eigh(covariance)
-    return vectors * np.sqrt(np.clip(values, 0.0, None))
-
-
 def corrected_shares(
     raws: Sequence[RawShares], confusion: Confusion, streams: Sequence[int] | None = None, level: float = LEVEL
 ) -> list[CorrectedShares | None]:
     """Corrected shares of several sets of faces at once (one vectorised solve); None for a set without faces.
 
-    `streams[i]`: the normal deviates set i's sampling error is drawn with; sets that will be
-    compared must use different streams so their sampling errors are independent.
+    `streams[i]` (a non-negative integer): the random stream set i's sampling error is drawn
+    with; sets that will be compared must use different streams so their sampling errors are
+    independent. Default: one per set.
     """
     streams = list(range(len(raws))) if streams is None else list(streams)
     present = [index for index, raw in enumerate(raws) if raw.share.sum() > 0]
@@ -181,14 +188,7 @@ def corrected_shares(
     points = [correct(mean, raws[index].share) for index in present]
     draws, replicates = confusion.draws, confusion.replicates
     linear = np.concatenate(
-        [
-            np.einsum(
-                "btp,bp->bt",
-                draws,
-                raws[index].share + confusion.normals(streams[index]) @ sampling_factor(raws[index].covariance).T,
-            )
-            for index in present
-        ]
+        [np.einsum("btp,bp->bt", draws, confusion.sampled_shares(raws[index], streams[index])) for index in present]
     )
     start = np.concatenate([np.broadcast_to(point, (replicates, len(point))) for point in points])
     solved = simplex_least_squares(np.tile(confusion.draw_grams, (len(present), 1, 1)), linear, start)

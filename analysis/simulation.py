@@ -1,9 +1,10 @@
 """Populations with known truth, to check the intervals by simulation (bench/statistics_coverage.py, tests).
 
-One draw is one analyst's world: a true confusion matrix (drawn from what the calibration
-counts say about it), the calibration faces the analyst measured it with (the same number per
-true class as the real calibration fold, classified by that true matrix), and a sample of
-images whose faces have known true expressions. Faces cluster: each image has its own mix of
+One draw is one analyst's world: the true confusion matrix is the measured one (its rows as
+proportions; a row without faces, such as fear in the real-photo calibration fold, drawn
+afresh from the prior the analyst assumes for it), the calibration faces the analyst measures
+it with (as many per true class as the measured matrix had, classified by the true matrix),
+and a sample of images whose faces have known true expressions. Faces cluster: each image has its own mix of
 expressions, drawn around the population's shares (`image_concentration`: lower is more alike
 within an image), and a varying number of faces. Each face is classified by the true matrix.
 The raw intervals must cover the shares the classifier gives on the population (M^T pi), the
@@ -74,12 +75,14 @@ def coverage(
 ) -> Coverage:
     """Run `draws` worlds of `scenario` with a calibration set shaped like `calibration_counts`."""
     rng = np.random.default_rng(seed)
-    analyst_prior = Confusion("prior", calibration_counts, prior_counts, prior_faces).concentration
     row_totals = calibration_counts.sum(axis=1).astype(int)
+    measured = row_totals > 0
+    prior = Confusion("prior", np.zeros_like(calibration_counts, dtype=float), prior_counts, prior_faces).concentration
     truth = scenario.true_shares
     raw_hits, corrected_hits, corrected_errors, raw_errors, raw_widths, corrected_widths = ([] for _ in range(6))
     for draw in range(draws):
-        world = draw_rows(rng, analyst_prior)
+        world = np.where(measured[:, None], calibration_counts / np.maximum(row_totals, 1)[:, None], 0.0)
+        world[~measured] = draw_rows(rng, prior[~measured])
         calibration = np.array([rng.multinomial(total, row) for total, row in zip(row_totals, world, strict=True)])
         confusion = Confusion("measured", calibration, prior_counts, prior_faces, seed=seed * 100_000 + draw)
         sums = ClusterSums.from_image_counts(classify(rng, draw_images(rng, scenario), world))

@@ -77,11 +77,14 @@ def datetime_arg(name: str) -> datetime | None:
         raise invalid(name, f"{reason}, e.g. 2025-01-31 or 2025-01-31T12:00:00Z") from None
 
 
-def filters_arg() -> Filters:
-    """The filters every listing and aggregate shares, as the one value `db.queries` takes."""
+def filters_arg(prefix: str = "") -> Filters:
+    """The filters every listing and aggregate shares, as the one value `db.queries` takes.
+
+    `prefix` reads a named set of them (`a.platform`, `a.batch_id`, ...), as /compare does.
+    """
     return Filters(
-        platform=choice_arg("platform", PLATFORMS),
-        batch_id=int_arg("batch_id"),
-        since=datetime_arg("since"),
-        until=datetime_arg("until"),
+        platform=choice_arg(f"{prefix}platform", PLATFORMS),
+        batch_id=int_arg(f"{prefix}batch_id"),
+        since=datetime_arg(f"{prefix}since"),
+        until=datetime_arg(f"{prefix}until"),
     )

@@ -124,6 +124,14 @@ class Settings(BaseSettings):
     model_path: Path | None = Field(
         None, validation_alias="SOCIALFER_MODEL", description="expression model file (default the committed model)"
     )
+    confusion_matrix: str = Field(
+        "wild_calibration",
+        description="the model card's confusion matrix that corrected shares are estimated with "
+        "(an API request may name another with `matrix=`)",
+    )
+    min_images_for_share: int = Field(
+        30, ge=1, description="below this many images with faces, a share is flagged as not reliable yet"
+    )
     fer2013: Path | None = Field(
         None, description="FER2013 NPZ for `train` and `evaluate` (default `../shared/data/fer2013.npz`)"
     )
