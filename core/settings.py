@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -60,7 +60,34 @@ class Settings(BaseSettings):
     )
     api_keys: Annotated[tuple[str, ...], NoDecode] = Field(
         (),
-        description="comma-separated keys; when set, every write needs `Authorization: Bearer <key>`. Reads stay open",
+        description="comma-separated bootstrap admin keys (not stored); with these or any key made by "
+        "`socialfer keys create`, every data route needs a key of the right scope",
+    )
+    public_reads: bool = Field(False, description="`1`: reads need no key even when keys exist (an explicit opt-in)")
+    allowed_hosts: Annotated[tuple[str, ...], NoDecode] = Field(
+        (),
+        description="comma-separated Host names the API answers to (default: loopback names and the address "
+        "`socialfer serve --host` binds); others get 400, which stops DNS rebinding",
+    )
+    secret_key: str | None = Field(
+        None,
+        description="signs the dashboard's session cookies; the default is generated once and kept in "
+        "`$SOCIALFER_DATA_DIR/secret_key` (set it when API processes run on several hosts)",
+    )
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), description="comma-separated origins allowed to call the API from a browser (default none: no CORS)"
+    )
+    write_rate_limit: str = Field(
+        "120/minute;2000/hour", description="writes allowed per key (or per address without one), limits syntax"
+    )
+    rate_limit_storage_url: str | None = Field(
+        None, description="where rate-limit counters live (default: the broker's Redis, else this process's memory)"
+    )
+    result_retention_days: int = Field(
+        0, ge=0, description="days batches, images and faces are kept (0: keep); the sweeper deletes older ones"
+    )
+    previews: Literal["on", "blurred", "off"] = Field(
+        "on", description="`on`: keep a preview of each image; `blurred`: with every detected face blurred; `off`: none"
     )
     allow_private_urls: bool = Field(
         False,
@@ -137,7 +164,7 @@ class Settings(BaseSettings):
     )
     train_verbose: bool = Field(False, description="`1`: training prints Keras' per-epoch progress")
 
-    @field_validator("api_keys", "allowed_ports", mode="before")
+    @field_validator("api_keys", "allowed_ports", "allowed_hosts", "cors_origins", mode="before")
     @classmethod
     def _split_lists(cls, value: Any) -> Any:
         return comma_separated(value)

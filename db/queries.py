@@ -20,7 +20,6 @@ from sqlalchemy import (
     CompoundSelect,
     Select,
     case,
-    delete,
     exists,
     func,
     literal_column,
@@ -34,12 +33,10 @@ from core.vocabulary import DONE, EMOTIONS, FAILED, IMAGE_STATES, PLATFORMS, PRO
 from db.schema import (
     EMOTION_PAIRS,
     NO_FINISH_HOUR,
-    PREVIEW,
     Batch,
     Face,
     FaceHour,
     Image,
-    ImageFile,
     ImageHour,
     pair_column,
 )
@@ -470,12 +467,3 @@ def faces_for_export(
         .execution_options(yield_per=EXPORT_CHUNK)
     )
     yield from session.execute(query)  # rows unpack as (face, url)
-
-
-def prune_previews(session: Session, before: datetime) -> int:
-    """Delete the previews stored before `before` (the retention limit); returns how many went.
-
-    Only previews: uploaded originals are the worker's to delete once analysed.
-    """
-    result = session.execute(delete(ImageFile).where(ImageFile.kind == PREVIEW, ImageFile.created_at < before))
-    return result.rowcount or 0

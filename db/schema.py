@@ -3,7 +3,7 @@
 Faces repeat their image's platform, batch and analysis time so that aggregate
 queries filter and group on one table. Two rollup tables count the analysed images
 and the faces per UTC hour, so the dashboard's totals read thousands of rows, not
-millions; database triggers (migrations 0004 and 0005) keep them exact whoever writes.
+millions; database triggers (migrations 0004 and 0006) keep them exact whoever writes.
 """
 
 from __future__ import annotations
@@ -195,7 +195,7 @@ class ImageFaceCount(Base):
     """One image's faces per emotion, within one UTC hour of `analyzed_at` and platform (in practice
     always all of them: the worker stores an image's faces with one time and platform).
 
-    Kept by the triggers on `faces` (migration 0005) so that face_hours' pair sums can be
+    Kept by the triggers on `faces` (migration 0006) so that face_hours' pair sums can be
     updated exactly, even by concurrent writers: every change to a row here changes those sums
     by new x new - old x old. Not a foreign key to images: the cascade from a deleted image
     would remove a row before its faces' triggers subtract them.
@@ -213,3 +213,33 @@ class ImageFaceCount(Base):
     sad: Mapped[int] = mapped_column(Integer)
     surprise: Mapped[int] = mapped_column(Integer)
     neutral: Mapped[int] = mapped_column(Integer)
+
+
+class ApiKey(Base):
+    """An API key: only its SHA-256 is stored (keys are 256-bit random tokens, so a fast hash is
+    enough and lets each request be checked with one indexed lookup); the key itself is shown
+    once, when it is created. `prefix` is its first characters, to recognise it in a list."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    scope: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AuditEntry(Base):
+    """One write, delete or key change: who (the key's name), what, on what, how many."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str | None] = mapped_column(String(200))
+    count: Mapped[int] = mapped_column(Integer, default=0)

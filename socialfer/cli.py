@@ -12,7 +12,7 @@ import click
 
 from core.filters import Filters
 from core.settings import Settings, SettingsError, load_settings
-from core.vocabulary import PLATFORMS
+from core.vocabulary import PLATFORMS, SCOPES
 
 DEFAULT_API = "http://127.0.0.1:8000"
 
@@ -128,7 +128,7 @@ def migrate() -> None:
 def serve(host: str, port: int, http_workers: int, with_worker: bool | None) -> None:
     """Run the API (gunicorn); on the embedded default also a worker, so nothing else is needed."""
     from db.migrate import upgrade
-    from socialfer.server import GunicornServer, start_worker_process
+    from socialfer.server import GunicornServer, served_hosts, start_worker_process
 
     settings = cli_settings()
     if settings.database_url.startswith("sqlite"):
@@ -139,6 +139,7 @@ def serve(host: str, port: int, http_workers: int, with_worker: bool | None) -> 
         f"socialfer is serving on http://{host}:{port}/ (data: {redact(settings.database_url)}, "
         f"broker: {redact(settings.broker_url)})"
     )
+    settings = settings.with_changes(allowed_hosts=served_hosts(settings, host))
     GunicornServer(
         "api:create_app()",
         {
@@ -148,6 +149,7 @@ def serve(host: str, port: int, http_workers: int, with_worker: bool | None) -> 
             "accesslog": "-",
             "loglevel": "warning",
         },
+        settings,
     ).run()
 
 
@@ -450,3 +452,78 @@ def stats_table(result: dict) -> str:
     if not all(block["reliable"] for block in columns.values()):
         lines.append(f"* fewer than {statistics['min_images']} images with faces: not reliable yet, read the intervals")
     return "\n".join(lines)
+
+
+def cli_database():
+    from db import Database
+
+    return Database(cli_settings().database_url)
+
+
+@main.group()
+def keys() -> None:
+    """API keys: create (shown once), list, revoke. Stored hashed in the database."""
+
+
+@keys.command("create")
+@click.option("--scope", type=click.Choice(SCOPES), required=True, help="read < write < admin")
+@click.option("--name", required=True, help="Who or what the key is for (shown in lists and the audit log).")
+def keys_create(scope: str, name: str) -> None:
+    """Make a key; it is printed once and cannot be shown again."""
+    from db.access import create_key
+
+    row, key = create_key(cli_database(), name, scope)
+    click.echo(key)
+    click.echo(f"key {row.id} {name!r} ({scope}) created; this is the only time it is shown", err=True)
+
+
+@keys.command("list")
+def keys_list() -> None:
+    """Every key: id, name, scope, prefix, created, last used, revoked."""
+    from db.access import list_keys
+
+    for row in list_keys(cli_database()):
+        state = f"revoked {row.revoked_at:%Y-%m-%d %H:%M}" if row.revoked_at else "live"
+        used = f"{row.last_used_at:%Y-%m-%d %H:%M}" if row.last_used_at else "never"
+        click.echo(
+            f"{row.id:>4}  {row.name:<24} {row.scope:<6} {row.prefix}…  created {row.created_at:%Y-%m-%d} "
+            f"used {used}  {state}"
+        )
+
+
+@keys.command("revoke")
+@click.argument("key_id", type=click.IntRange(min=1))
+def keys_revoke(key_id: int) -> None:
+    """Revoke a key: it and every session signed in with it stop working at once."""
+    from db.access import revoke_key
+
+    if not revoke_key(cli_database(), key_id, "command line"):
+        raise click.ClickException(f"no live key {key_id}")
+    click.echo(f"key {key_id} revoked")
+
+
+@main.command()
+@click.option("--batch", "batch_id", type=click.IntRange(min=1), default=None, help="Erase this batch.")
+@click.option("--before", type=click.DateTime(), default=None, help="Erase every batch created before this time (UTC).")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def delete(batch_id: int | None, before: datetime | None, yes: bool) -> None:
+    """Erase batches with their images, faces, previews and uploads; the stats follow at once."""
+    from core.filters import to_utc
+    from db.access import audit
+    from db.lifecycle import delete_batch, delete_before
+
+    if (batch_id is None) == (before is None):
+        raise click.UsageError("give exactly one of --batch and --before")
+    what = f"batch {batch_id}" if batch_id else f"every batch created before {to_utc(before).isoformat()}"
+    if not yes:
+        click.confirm(f"Erase {what}, with its images and faces, for good?", abort=True)
+    database = cli_database()
+    if batch_id is not None:
+        images = delete_batch(database, batch_id)
+        if images is None:
+            raise click.ClickException(f"batch {batch_id} not found")
+        batches = 1
+    else:
+        batches, images = delete_before(database, to_utc(before))
+    audit(database, "command line", "delete_batch" if batch_id else "delete_before", what, images)
+    click.echo(f"erased {batches} batch(es), {images} image(s)")

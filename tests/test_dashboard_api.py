@@ -20,7 +20,8 @@ from api.serialize import EXPORT_FIELDS
 from core.settings import load_settings
 from core.vocabulary import EMOTIONS, QUEUED
 from db import PREVIEW, UPLOAD, Database, Image, ImageFile
-from db.queries import STALLED_AFTER, prune_previews, timeline, worker_state
+from db.lifecycle import prune_previews
+from db.queries import STALLED_AFTER, timeline, worker_state
 from db.schema import utcnow
 from tests.factories import StatsData, add_batch, add_image, add_preview, seed_stats
 from tests.test_api import (  # noqa: F401 - fixtures

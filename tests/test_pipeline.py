@@ -11,9 +11,10 @@ from sqlalchemy import func, select
 
 from core.vocabulary import DONE, EMOTIONS, FAILED, QUEUED
 from db import PREVIEW, UPLOAD, Batch, Database, Face, Image, ImageFile
+from db.lifecycle import record_success
 from models.analyzer import FaceResult
 from tests.support import free_port, image_server, make_settings
-from workers.pipeline import WorkerContext, process_image, record_success
+from workers.pipeline import WorkerContext, process_image
 
 HAPPY = {name: (0.94 if name == "happy" else 0.01) for name in EMOTIONS}
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
@@ -170,17 +169,6 @@ def assert_rollups_match(database: Database) -> None:
         for face in session.scalars(select(Face)):
             low, high = bounds[hour_of(face.analyzed_at), face.platform]
             assert low <= face.id <= high
-
-
-@pytest.fixture(params=["postgres", "sqlite"])
-def any_database(request: pytest.FixtureRequest) -> Iterator[Database]:
-    """The Postgres test database (emptied) and a fresh SQLite file: the rollups' triggers differ per dialect."""
-    if request.param == "postgres":
-        yield request.getfixturevalue("pg_database")
-        return
-    database = Database(request.getfixturevalue("sqlite_url"))
-    yield database
-    database.dispose()
 
 
 def seed_random(session: Session, seed: int = 6) -> None:

@@ -1,6 +1,6 @@
-"""Schemathesis generates requests for every operation in api/openapi.json and sends them to the
-app (WSGI) on the real Postgres and Redis: no answer may be a 5xx, and every answer must be one
-the document describes. Bounded: a fixed number of examples per operation, derandomised."""
+"""Schemathesis generates requests for every operation in the served (generated) OpenAPI document
+and sends them to the app (WSGI) on the real Postgres and Redis: no answer may be a 5xx, and every
+answer must be one the document describes. Bounded: a fixed number of examples per operation, derandomised."""
 # ruff: noqa: F811 - the API fixtures are imported from tests.test_api and named as parameters
 
 from __future__ import annotations

@@ -18,9 +18,9 @@ from celery import Celery
 from sqlalchemy import or_, select
 
 from core.settings import Settings
-from core.vocabulary import FAILED, PROCESSING, QUEUED
+from core.vocabulary import PROCESSING, QUEUED
 from db import Database, Image
-from db.queries import prune_previews
+from db.lifecycle import delete_before, give_up, prune_previews, requeue
 from db.schema import utcnow
 from workers.celery_app import QUEUE, publish_images
 
@@ -32,6 +32,8 @@ class SweepReport:
     requeued: list[int] = field(default_factory=list)
     gave_up: list[int] = field(default_factory=list)
     previews_pruned: int = 0
+    batches_expired: int = 0
+    images_expired: int = 0
 
 
 def sweep(database: Database, settings: Settings, *, queue_is_empty: bool, now: datetime | None = None) -> SweepReport:
@@ -50,16 +52,24 @@ def sweep(database: Database, settings: Settings, *, queue_is_empty: bool, now: 
     with database.session() as session:
         for image in session.scalars(select(Image).where(lost).with_for_update(skip_locked=True)):
             if image.attempts >= settings.max_attempts:
-                image.status, image.error_code, image.finished_at = FAILED, "worker_lost", now
-                image.error_message = (
-                    f"gave up after {image.attempts} attempts: the worker stopped or the task was lost"
-                )
+                give_up(session, image, now)
                 report.gave_up.append(image.id)
             else:
-                image.status, image.enqueued_at = QUEUED, now
+                requeue(image, now)
                 report.requeued.append(image.id)
         if settings.preview_retention_days > 0:
             report.previews_pruned = prune_previews(session, now - timedelta(days=settings.preview_retention_days))
+    if settings.result_retention_days > 0:
+        cutoff = now - timedelta(days=settings.result_retention_days)
+        report.batches_expired, report.images_expired = delete_before(database, cutoff)
+        if report.batches_expired:
+            log.warning(
+                "sweeper: retention (%s days) erased %s batches, %s images created before %s",
+                settings.result_retention_days,
+                report.batches_expired,
+                report.images_expired,
+                cutoff.isoformat(),
+            )
     return report
 
 

@@ -634,6 +634,15 @@
       Object.assign(document.body.dataset, { state: "ready", query: search, compare: query(compareSets), refreshes });
     } catch (error) {
       if (mine !== sequence) return;
+      if (error.status === 401) {
+        notice("api-notice", "error", [
+          "This server keeps its data behind API keys: ",
+          el("a", { href: "/signin" }, "sign in"),
+          " with a key to see it.",
+        ]);
+        document.body.dataset.state = "signed-out";
+        return;
+      }
       notice("api-notice", "error", [
         `The API did not answer (${error.message}). Is `,
         el("code", {}, "socialfer serve"),
@@ -653,10 +662,8 @@
   }
 
   function failureText(error) {
-    if (error.status === 401) {
-      document.getElementById("api-key-box").open = true;
-      return "This server needs an API key to submit: enter it under “API key” below.";
-    }
+    if (error.status === 401) return "This server needs an API key to submit: sign in (top right) with a write key.";
+    if (error.status === 403) return `Not allowed: ${error.message}`;
     if (error.code === "broker_unavailable") return `${error.message} (is the broker running?)`;
     return error.message;
   }
@@ -757,9 +764,11 @@
   });
   document.getElementById("url-form").addEventListener("submit", submitUrls);
   document.getElementById("upload-form").addEventListener("submit", uploadPhotos);
-  const keyInput = document.getElementById("api-key");
-  keyInput.value = SF.apiKey();
-  keyInput.addEventListener("change", () => SF.setApiKey(keyInput.value.trim()));
+  SF.canWrite().then((allowed) => {
+    if (allowed) return;
+    for (const form of document.querySelectorAll("#submit-panel form")) form.hidden = true;
+    document.getElementById("submit-denied").hidden = false;
+  });
   window.addEventListener("popstate", () => {
     filters = readFilters();
     compareSets = readCompare();
