@@ -20,6 +20,8 @@ from core.vocabulary import EMOTIONS
 # models.weights.DEFAULT_MODEL_PATH, spelled out here: analysis/ and api/ do not import models/.
 COMMITTED_MODEL = Path(__file__).resolve().parent.parent / "models" / "weights" / "emotion_cnn.keras"
 PRIOR_MATRIX = "fer2013_publictest"  # its rows shape the prior of every matrix's thin rows
+# The matrices the card ships (models/evaluate.py, shipped_confusion_matrices): what the API documents.
+SHIPPED_MATRICES = ("wild_calibration", "fer2013_publictest", "wild_heldout")
 
 
 class CardError(ValueError):

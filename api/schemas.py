@@ -46,6 +46,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from analysis.card import SHIPPED_MATRICES
 from api.context import settings
 from core.filters import Filters, to_utc
 from core.settings import Settings
@@ -657,13 +658,13 @@ class Stats(Summary):
 
 
 MATRIX_DESCRIPTION = (
-    "The model card's confusion matrix to correct shares with: `wild_calibration` (real photos; the default, "
-    "SOCIALFER_CONFUSION_MATRIX), `fer2013_publictest` or `wild_heldout`. Not one of the card's: 400."
+    "The model card's confusion matrix to correct shares with: `wild_calibration` (real photos, the calibration "
+    "fold; the default, SOCIALFER_CONFUSION_MATRIX), `fer2013_publictest` or `wild_heldout`."
 )
 
 
 class StatsQuery(WindowQuery):
-    matrix: Annotated[str, Field(max_length=100)] | None = Field(None, description=MATRIX_DESCRIPTION)
+    matrix: choice(SHIPPED_MATRICES) | None = Field(None, description=MATRIX_DESCRIPTION)
 
 
 def side_field(side: str, name: str, annotation: Any, description: str) -> Any:
