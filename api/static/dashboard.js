@@ -332,8 +332,8 @@
 
   /** Per emotion: A's and B's shares, and a - b drawn on a common axis around zero, raw and corrected. */
   function compareChart(body) {
-    const [width, rowHeight, top] = [760, 34, 22];
-    const columns = { name: 66, a: 190, b: 310, plotLeft: 330, plotRight: 560 };
+    const [width, rowHeight, top] = [820, 34, 22];
+    const columns = { name: 66, a: 190, b: 310, plotLeft: 335, plotRight: 545 };
     const extent = Math.max(
       0.05,
       ...config.emotions.flatMap((name) => {
