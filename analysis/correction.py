@@ -36,6 +36,7 @@ RIDGE = 1e-10  # keeps the active-set systems solvable when two matrix rows are 
 TOLERANCE = 1e-10
 JEFFREYS = 0.5  # the prior count per emotion of the sampling draws
 MAX_ACTIVE_SET_STEPS = 60
+START_SUPPORTS_KEPT = 32  # per matrix: the restricted inverses of this many estimate supports
 
 
 @dataclass(frozen=True, eq=False)
@@ -81,6 +82,27 @@ class Confusion:
         """M_b M_b^T for every draw: the least-squares systems' matrices, computed once."""
         return self.draws @ self.draws.transpose(0, 2, 1)
 
+    @cached_property
+    def draw_inverses(self) -> np.ndarray:
+        """Their inverses, where every problem's active-set method starts from."""
+        return full_inverse(self.draw_grams)
+
+    @cached_property
+    def _start_inverses(self) -> dict[bytes, np.ndarray]:
+        return {}
+
+    def start_inverses(self, free: np.ndarray) -> np.ndarray:
+        """The draws' inverses on the variables `free` (one pattern for all): a corrected set's replicates
+        start from its estimate's support, and a few supports recur, so they are kept (a bounded few)."""
+        key = np.asarray(free, dtype=bool).tobytes()
+        cache = self._start_inverses
+        if key not in cache:
+            if len(cache) >= START_SUPPORTS_KEPT:
+                cache.pop(next(iter(cache)))
+            pattern = np.broadcast_to(np.asarray(free, dtype=bool), (self.replicates, len(free)))
+            cache[key] = restricted_inverse(self.draw_inverses.copy(), pattern)
+        return cache[key]
+
     def sampled_shares(self, raw: RawShares, stream: int) -> np.ndarray:
         """(replicates, K) raw shares as the sampling error could have drawn them, fixed by `stream`.
 
@@ -102,19 +124,71 @@ class Confusion:
 
 
 def equality_solution(gram: np.ndarray, linear: np.ndarray, free: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """min 1/2 x'Gx - c'x with sum(x) = 1 and x = 0 off `free`, for a batch: (x, the sum's multiplier)."""
+    """min 1/2 x'Gx - c'x with sum(x) = 1 and x = 0 off `free`, for a batch, by a fresh solve: (x, multiplier).
+
+    The reference `simplex_least_squares` is checked against (tests); it keeps inverses instead.
+    """
     emotions = gram.shape[-1]
-    keep = free[:, :, None] & free[:, None, :]
-    system = np.where(keep, gram, 0.0) + np.where(keep, RIDGE, 0.0) * np.eye(emotions)
-    system += np.eye(emotions) * ~free[:, :, None]  # fixed variables: x_t = 0
+    diagonal = np.arange(emotions)
+    system = gram * (free[:, :, None] & free[:, None, :])  # fixed variables' rows and columns cleared...
+    system[:, diagonal, diagonal] += np.where(free, RIDGE, 1.0)  # ...and set to x_t = 0
     ones = free.astype(float)
-    solution = np.linalg.solve(system, np.stack([np.where(free, linear, 0.0), ones], axis=-1))
+    solution = np.linalg.solve(system, np.stack([linear * ones, ones], axis=-1))
     particular, homogeneous = solution[..., 0], solution[..., 1]
     multiplier = ((particular * ones).sum(axis=1) - 1) / (homogeneous * ones).sum(axis=1)
-    return np.where(free, particular - multiplier[:, None] * homogeneous, 0.0), multiplier
+    return (particular - multiplier[:, None] * homogeneous) * ones, multiplier
 
 
-def simplex_least_squares(gram: np.ndarray, linear: np.ndarray, start: np.ndarray | None = None) -> np.ndarray:
+def full_inverse(gram: np.ndarray) -> np.ndarray:
+    """(G + ridge)^-1 for a batch of Gram matrices: the free-everything start of `simplex_least_squares`."""
+    return np.linalg.inv(gram + RIDGE * np.eye(gram.shape[-1]))
+
+
+def restricted_inverse(inverse: np.ndarray, free: np.ndarray) -> np.ndarray:
+    """Full inverses (changed in place) turned into inverses on the `free` variables only."""
+    for index in range(inverse.shape[-1]):
+        rows = np.flatnonzero(~free[:, index])
+        if len(rows):
+            fix(inverse, rows, index)
+    return inverse
+
+
+def equality_from_inverse(inverse: np.ndarray, linear: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """x = H (c - m 1) with m such that sum(x) = 1, H the inverse on the free variables (zero elsewhere)."""
+    particular = np.einsum("bts,bs->bt", inverse, linear)
+    homogeneous = inverse.sum(axis=2)
+    multiplier = (particular.sum(axis=1) - 1) / homogeneous.sum(axis=1)
+    return particular - multiplier[:, None] * homogeneous, multiplier
+
+
+def fix(inverse: np.ndarray, rows: np.ndarray, index: int | np.ndarray) -> None:
+    """Fix variable `index` (one per row) at zero in the inverses of `rows`, in place: the rank-one downdate
+    H - h h^T / h_t, h being H's column t (the inverse of G without that row and column)."""
+    column = inverse[rows, :, index]
+    pivot = column[np.arange(len(rows)), index]
+    updated = inverse[rows] - column[:, :, None] * column[:, None, :] / np.maximum(pivot, 1e-300)[:, None, None]
+    updated[np.arange(len(rows)), index, :] = 0.0
+    updated[np.arange(len(rows)), :, index] = 0.0
+    inverse[rows] = updated
+
+
+def release(inverse: np.ndarray, gram: np.ndarray, free: np.ndarray, rows: np.ndarray, index: np.ndarray) -> None:
+    """Free variable `index` (one per row) in the inverses of `rows`, in place: the bordered inverse,
+    with u = H g (g = G's column t on the free variables) and s = G_tt - g^T u."""
+    count = np.arange(len(rows))
+    border = gram[rows, :, index] * free[rows]
+    u = np.einsum("bts,bs->bt", inverse[rows], border)
+    schur = gram[rows, index, index] + RIDGE - (border * u).sum(axis=1)
+    updated = inverse[rows] + u[:, :, None] * u[:, None, :] / schur[:, None, None]
+    updated[count, index, :] = -u / schur[:, None]
+    updated[count, :, index] = -u / schur[:, None]
+    updated[count, index, index] = 1.0 / schur
+    inverse[rows] = updated
+
+
+def simplex_least_squares(
+    gram: np.ndarray, linear: np.ndarray, start: np.ndarray | None = None, inverse: np.ndarray | None = None
+) -> np.ndarray:
     """Solve min ||M^T x - q||^2 over the simplex for a batch, given G = M M^T and c = M q.
 
     The primal active-set method (Nocedal & Wright, algorithm 16.3), vectorised: from a
@@ -122,16 +196,21 @@ def simplex_least_squares(gram: np.ndarray, linear: np.ndarray, start: np.ndarra
     towards its solution, stopping at the first variable that would turn negative (which is
     then fixed at zero); at the equality solution, the fixed variable with the most negative
     multiplier is freed, and a problem whose multipliers are all >= 0 is solved and retired.
+    The inverse of G on the free variables is kept and changed by rank-one updates as
+    variables are fixed and freed, so a step costs a few matrix-vector products, not a solve.
     `start`: (problems, K) feasible points to begin from; zeros in them start fixed (a nearby
-    solution settles in a step or two). Default: the simplex's centre.
+    solution settles in a step or two). Default: the simplex's centre. `inverse`: the inverse
+    of G on the start's free variables (zeros elsewhere), when the caller has it; it is changed.
     """
     problems, emotions = linear.shape
     x = np.full((problems, emotions), 1.0 / emotions) if start is None else np.array(start, dtype=float)
     free = x > 0
+    inverses = inverse if inverse is not None else restricted_inverse(full_inverse(gram), free)
     open_ = np.arange(problems)
     for _ in range(MAX_ACTIVE_SET_STEPS):
-        grams, linears, frees, current = gram[open_], linear[open_], free[open_], x[open_]
-        target, multiplier = equality_solution(grams, linears, frees)
+        current, frees = x[open_], free[open_]
+        target, multiplier = equality_from_inverse(inverses[open_], linear[open_])
+        target *= frees
         step = target - current
         # Blocking: the free variable that reaches zero first along the step to the target.
         shrinking = frees & (step < -TOLERANCE)
@@ -143,12 +222,17 @@ def simplex_least_squares(gram: np.ndarray, linear: np.ndarray, start: np.ndarra
         rows = open_[blocked]
         x[rows, blocking[blocked]] = 0.0
         free[rows, blocking[blocked]] = False
+        if len(rows):
+            fix(inverses, rows, blocking[blocked])
         # At the target: free the fixed variable whose multiplier is most negative, or stop.
-        gradient = np.einsum("bts,bs->bt", grams, target) - linears + multiplier[:, None]
+        gradient = np.einsum("bts,bs->bt", gram[open_], target) - linear[open_] + multiplier[:, None]
         lowest_fixed = np.where(frees, np.inf, gradient)
-        release = ~blocked & (lowest_fixed.min(axis=1) < -TOLERANCE)
-        free[open_[release], lowest_fixed.argmin(axis=1)[release]] = True
-        open_ = open_[blocked | release]
+        releasing = ~blocked & (lowest_fixed.min(axis=1) < -TOLERANCE)
+        rows, chosen = open_[releasing], lowest_fixed.argmin(axis=1)[releasing]
+        if len(rows):
+            release(inverses, gram, free, rows, chosen)
+            free[rows, chosen] = True
+        open_ = open_[blocked | releasing]
         if not len(open_):
             clipped = np.clip(x, 0.0, None)
             return clipped / clipped.sum(axis=1, keepdims=True)
@@ -156,8 +240,11 @@ def simplex_least_squares(gram: np.ndarray, linear: np.ndarray, start: np.ndarra
 
 
 def correct(matrix: np.ndarray, shares: np.ndarray) -> np.ndarray:
-    """The corrected shares for one matrix (rows true, summing to 1) and one vector of raw shares."""
-    return simplex_least_squares((matrix @ matrix.T)[None], (matrix @ shares)[None])[0]
+    """The corrected shares for one matrix (rows true, summing to 1) and raw shares: (K,), or (sets, K) at once."""
+    batch = np.atleast_2d(shares)
+    grams = np.broadcast_to(matrix @ matrix.T, (len(batch), *matrix.shape))
+    solved = simplex_least_squares(grams, batch @ matrix.T)
+    return solved[0] if np.ndim(shares) == 1 else solved
 
 
 @dataclass(frozen=True)
@@ -184,14 +271,14 @@ def corrected_shares(
     results: list[CorrectedShares | None] = [None] * len(raws)
     if not present:
         return results
-    mean = confusion.mean
-    points = [correct(mean, raws[index].share) for index in present]
+    points = correct(confusion.mean, np.array([raws[index].share for index in present]))
     draws, replicates = confusion.draws, confusion.replicates
     linear = np.concatenate(
         [np.einsum("btp,bp->bt", draws, confusion.sampled_shares(raws[index], streams[index])) for index in present]
     )
     start = np.concatenate([np.broadcast_to(point, (replicates, len(point))) for point in points])
-    solved = simplex_least_squares(np.tile(confusion.draw_grams, (len(present), 1, 1)), linear, start)
+    inverses = np.concatenate([confusion.start_inverses(point > 0) for point in points])
+    solved = simplex_least_squares(np.tile(confusion.draw_grams, (len(present), 1, 1)), linear, start, inverses)
     tail = (1 - level) / 2 * 100
     for position, index in enumerate(present):
         block = solved[position * replicates : (position + 1) * replicates]
