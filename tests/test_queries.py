@@ -4,6 +4,8 @@ statements, keyset paging edges, and hourly rollups that answer exactly what cou
 from __future__ import annotations
 
 import random
+import threading
+import time
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -18,7 +20,7 @@ from db.queries import batch_counts, faces_page, stats, summary, timeline
 from db.schema import EMOTION_PAIRS, NO_FINISH_HOUR, FaceHour, ImageFaceCount, ImageHour
 from db.windows import as_utc
 from tests.conftest import truncate_all
-from tests.factories import T0, add_batch, add_image, counting_statements, seed_stats
+from tests.factories import T0, add_batch, add_faces, add_image, counting_statements, seed_stats
 
 
 def test_batch_counts_groups_in_one_statement(pg_database: Database) -> None:
@@ -212,6 +214,43 @@ def test_rollups_follow_every_kind_of_write(any_database: Database) -> None:
     with any_database.session() as session:
         assert rollups(session) == ({}, {})
         assert stored_pairs(session) == ({}, {})
+
+
+def test_concurrent_writers_of_one_image_keep_the_pair_sums_exact(pg_database: Database) -> None:
+    """Two transactions add faces to one image at once: the second waits on the image's counts row and
+    then builds on the first's committed counts, so the sums of products stay those of the rows."""
+    with pg_database.session() as session:
+        image_id = add_image(session, add_batch(session), emotions=("happy",)).id
+    first_flushed = threading.Event()
+    errors: list[BaseException] = []
+
+    def write(emotions: tuple[str, ...], wait: bool) -> None:
+        try:
+            if wait:
+                first_flushed.wait(timeout=10)
+            with pg_database.session() as session:
+                add_faces(session, session.get(Image, image_id), emotions)  # the trigger runs at this flush
+                if not wait:
+                    first_flushed.set()
+                    time.sleep(0.5)  # the other writer is now blocked on the counts row this one holds
+        except BaseException as exc:  # noqa: BLE001 - reported by the test below
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=write, args=(("happy", "sad"), False)),
+        threading.Thread(target=write, args=(("happy",), True)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert errors == []
+    assert_rollups_match(pg_database)
+    with pg_database.session() as session:
+        counts = session.scalars(select(ImageFaceCount).where(ImageFaceCount.image_id == image_id)).one()
+        assert (counts.happy, counts.sad) == (3, 1)
+        row = session.scalars(select(FaceHour)).one()
+        assert (row.pairs["happy", "happy"], row.pairs["happy", "sad"], row.pairs["sad", "sad"]) == (9, 3, 1)
 
 
 def in_window(value: datetime | None, since: datetime | None, until: datetime | None) -> bool:
