@@ -5,8 +5,8 @@ deeper keyset pages) a fixed number of times, all variants shuffled together, fr
 concurrent clients under an overall time cap, and prints p50/p95/max per variant beside
 its target: p95 under 50 ms for the aggregates, under 100 ms for a page of faces. /stats and
 /compare answer with intervals and corrected shares, which the API keeps in a small cache
-per exact data; the "uncached" variants move `since` by a minute on every request, so each
-one corrects new counts. Then
+per exact data; the "uncached" variants start their window at another batch's creation time
+on every request, so each one corrects new counts. Then
 POSTs batches of 1000 URLs (bench/load_run.py's submit_batches) and prints URLs/s against 1000 URLs/s. Filter values
 are read from the API itself (its newest face, a batch, the id range), so any filled
 database works. Exits 1 if a target is missed.
@@ -120,9 +120,15 @@ def iso(value: datetime) -> str:
     return value.isoformat().replace("+00:00", "Z")
 
 
-def shifting(template: str, start: datetime, count: int) -> list[str]:
-    """`count` paths whose `{since}` moves a minute at a time from `start`: new counts every time."""
-    return [template.format(since=iso(start + timedelta(minutes=minute))) for minute in range(count)]
+def batch_times(api: str, count: int) -> list[str]:
+    """The creation times of the newest `count` batches: windows starting at each hold different faces."""
+    batches = requests.get(f"{api}/api/v1/batches", params={"limit": count}, timeout=30).json()["items"]
+    return [batch["created_at"] for batch in batches]
+
+
+def shifting(template: str, times: list[str]) -> list[str]:
+    """One path per time in `since`: each window holds other faces, so no two answers are the same."""
+    return [template.format(since=time) for time in times]
 
 
 def variants(api: str, per_variant: int) -> list[Measured]:
@@ -168,21 +174,16 @@ def variants(api: str, per_variant: int) -> list[Measured]:
         ("faces since+until page 2", f"/api/v1/faces?{window}&cursor={window_page['next_cursor'] or middle}"),
         ("faces until (60 days back)", f"/api/v1/faces?platform=instagram&until={old}"),
     ]
-    start = newest_at - timedelta(days=7)
+    times = batch_times(api, per_variant + 10)
     uncached = [
         Measured(
-            "stats uncached (since moves)",
-            "",
-            STATS_TARGET_MS,
-            varying=shifting("/api/v1/stats?since={since}", start, per_variant + 10),
+            "stats uncached (since moves)", "", STATS_TARGET_MS, varying=shifting("/api/v1/stats?since={since}", times)
         ),
         Measured(
             "compare uncached (since moves)",
             "",
             STATS_TARGET_MS,
-            varying=shifting(
-                "/api/v1/compare?since={since}&a.platform=instagram&b.platform=twitter", start, per_variant + 10
-            ),
+            varying=shifting("/api/v1/compare?since={since}&a.platform=instagram&b.platform=twitter", times),
         ),
     ]
     return [
