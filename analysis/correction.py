@@ -20,7 +20,7 @@ give the same interval, and the matrices' Gram products are computed once per pr
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -35,7 +35,7 @@ PRIOR_SMOOTHING = 0.5  # added to every cell of the prior's counts (Jeffreys): n
 RIDGE = 1e-10  # keeps the active-set systems solvable when two matrix rows are (nearly) alike
 TOLERANCE = 1e-10
 JEFFREYS = 0.5  # the prior count per emotion of the sampling draws
-MAX_ACTIVE_SET_STEPS = 60
+MAX_ACTIVE_SET_STEPS = 40  # per way of solving: rank-one updates, then fresh solves for what is left
 START_SUPPORTS_KEPT = 32  # per matrix: the restricted inverses of this many estimate supports
 
 
@@ -197,19 +197,56 @@ def simplex_least_squares(
     then fixed at zero); at the equality solution, the fixed variable with the most negative
     multiplier is freed, and a problem whose multipliers are all >= 0 is solved and retired.
     The inverse of G on the free variables is kept and changed by rank-one updates as
-    variables are fixed and freed, so a step costs a few matrix-vector products, not a solve.
-    `start`: (problems, K) feasible points to begin from; zeros in them start fixed (a nearby
-    solution settles in a step or two). Default: the simplex's centre. `inverse`: the inverse
-    of G on the start's free variables (zeros elsewhere), when the caller has it; it is changed.
+    variables are fixed and freed, so a step costs a few matrix-vector products, not a solve;
+    the rare problem those updates do not settle (a nearly singular G) is finished with fresh
+    solves. `start`: (problems, K) feasible points to begin from; zeros in them start fixed (a
+    nearby solution settles in a step or two). Default: the simplex's centre. `inverse`: the
+    inverse of G on the start's free variables (zeros elsewhere), when the caller has it.
     """
     problems, emotions = linear.shape
     x = np.full((problems, emotions), 1.0 / emotions) if start is None else np.array(start, dtype=float)
     free = x > 0
     inverses = inverse if inverse is not None else restricted_inverse(full_inverse(gram), free)
-    open_ = np.arange(problems)
+
+    def updated(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return equality_from_inverse(inverses[rows], linear[rows])
+
+    def fixed(rows: np.ndarray, index: np.ndarray) -> None:
+        fix(inverses, rows, index)
+
+    def released(rows: np.ndarray, index: np.ndarray) -> None:
+        release(inverses, gram, free, rows, index)
+
+    def fresh(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return equality_solution(gram[rows], linear[rows], free[rows])
+
+    unsettled = active_set_steps(gram, linear, x, free, np.arange(problems), updated, fixed, released)
+    if len(unsettled):
+        unsettled = active_set_steps(gram, linear, x, free, unsettled, fresh, None, None)
+    if len(unsettled):
+        raise RuntimeError(f"active-set method did not settle {len(unsettled)} of {problems} problems")
+    clipped = np.clip(x, 0.0, None)
+    return clipped / clipped.sum(axis=1, keepdims=True)
+
+
+Solve = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+Change = Callable[[np.ndarray, np.ndarray], None] | None
+
+
+def active_set_steps(
+    gram: np.ndarray,
+    linear: np.ndarray,
+    x: np.ndarray,
+    free: np.ndarray,
+    open_: np.ndarray,
+    solve: Solve,
+    on_fix: Change,
+    on_release: Change,
+) -> np.ndarray:
+    """Steps of `simplex_least_squares` on the problems `open_` (x and free change in place); the unsettled rest."""
     for _ in range(MAX_ACTIVE_SET_STEPS):
         current, frees = x[open_], free[open_]
-        target, multiplier = equality_from_inverse(inverses[open_], linear[open_])
+        target, multiplier = solve(open_)
         target *= frees
         step = target - current
         # Blocking: the free variable that reaches zero first along the step to the target.
@@ -222,21 +259,20 @@ def simplex_least_squares(
         rows = open_[blocked]
         x[rows, blocking[blocked]] = 0.0
         free[rows, blocking[blocked]] = False
-        if len(rows):
-            fix(inverses, rows, blocking[blocked])
+        if len(rows) and on_fix is not None:
+            on_fix(rows, blocking[blocked])
         # At the target: free the fixed variable whose multiplier is most negative, or stop.
         gradient = np.einsum("bts,bs->bt", gram[open_], target) - linear[open_] + multiplier[:, None]
         lowest_fixed = np.where(frees, np.inf, gradient)
         releasing = ~blocked & (lowest_fixed.min(axis=1) < -TOLERANCE)
         rows, chosen = open_[releasing], lowest_fixed.argmin(axis=1)[releasing]
-        if len(rows):
-            release(inverses, gram, free, rows, chosen)
-            free[rows, chosen] = True
+        if len(rows) and on_release is not None:
+            on_release(rows, chosen)
+        free[rows, chosen] = True
         open_ = open_[blocked | releasing]
         if not len(open_):
-            clipped = np.clip(x, 0.0, None)
-            return clipped / clipped.sum(axis=1, keepdims=True)
-    raise RuntimeError(f"active-set method did not settle {len(open_)} of {problems} problems")
+            break
+    return open_
 
 
 def correct(matrix: np.ndarray, shares: np.ndarray) -> np.ndarray:

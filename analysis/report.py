@@ -56,10 +56,13 @@ def cached_corrections(confusion: Confusion, key: tuple[tuple[bytes, bytes, int]
 
 
 def corrections(sums: Sequence[ClusterSums], confusion: Confusion | None) -> Sequence[CorrectedShares | None]:
+    """Corrected shares of each set; a set given twice (one platform: it is also the total) is computed once."""
     if confusion is None:
         return [None] * len(sums)
-    key = tuple((s.counts.tobytes(), s.cross.tobytes(), s.images) for s in sums)
-    return cached_corrections(confusion, key)
+    keys = [(s.counts.tobytes(), s.cross.tobytes(), s.images) for s in sums]
+    unique = list(dict.fromkeys(keys))
+    computed = dict(zip(unique, cached_corrections(confusion, tuple(unique)), strict=True))
+    return [computed[key] for key in keys]
 
 
 def rounded(values: np.ndarray) -> list[float]:
