@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from functools import reduce
 from typing import Any
 
+import numpy as np
 from sqlalchemy import (
     ColumnElement,
     CompoundSelect,
@@ -23,6 +24,7 @@ from sqlalchemy import (
     exists,
     func,
     literal_column,
+    null,
     select,
     union_all,
 )
@@ -111,14 +113,23 @@ def image_totals(filters: Filters, window: Window) -> Select | CompoundSelect:
     return counted(parts)
 
 
+# Built once: SQLAlchemy makes an expression object per call, and /stats would build dozens per request.
+ROLLUP_COUNTS = tuple(func.sum(getattr(FaceHour, name)) for name in EMOTIONS)
+ROLLUP_PAIRS = tuple(func.sum(getattr(FaceHour, pair_column(*pair))) for pair in EMOTION_PAIRS)
+ROW_COUNTS = tuple(func.sum(case((Face.emotion == name, 1), else_=0)) for name in EMOTIONS)
+IMAGE_PAIRS = tuple(null() for _ in EMOTION_PAIRS)  # a group that is one image: its products are made in Python
+PAIR_INDEXES = np.array([(EMOTIONS.index(first), EMOTIONS.index(second)) for first, second in EMOTION_PAIRS])
+
+
 def face_totals(
     filters: Filters, window: Window, bucket: tuple[str, str] | None = None, *, pairs_dialect: str | None = None
 ) -> Select | CompoundSelect:
     """Faces per platform, or with `bucket` ((hour or day, dialect)) per bucket: (key, one count per emotion) groups.
 
-    With `pairs_dialect` (the session's dialect), each group also carries the 28 pair sums of
-    EMOTION_PAIRS: from face_hours for whole hours, from the rows grouped per image and hour
-    (as image_face_counts groups them) for the rest.
+    With `pairs_dialect` (the session's dialect), the groups also carry the 28 pair sums of
+    EMOTION_PAIRS: face_hours' for whole hours; for the rest, the rows are grouped per image and
+    hour (as image_face_counts groups them), without pairs (NULL beside the rollup's) for
+    `image_sums` to multiply out.
     """
     parts: list[Select] = []
     if window.hours is not None:
@@ -126,32 +137,25 @@ def face_totals(
         if filters.platform is not None:
             where.append(FaceHour.platform == filters.platform)
         key = FaceHour.platform if bucket is None else bucket_start(FaceHour.hour, *bucket)
-        counts = [func.sum(getattr(FaceHour, name)) for name in EMOTIONS]
-        if pairs_dialect is not None:
-            counts += [func.sum(getattr(FaceHour, pair_column(*pair))) for pair in EMOTION_PAIRS]
-        parts.append(select(key, *counts).where(*where).group_by(key))
+        sums = ROLLUP_COUNTS + (ROLLUP_PAIRS if pairs_dialect is not None else ())
+        parts.append(select(key, *sums).where(*where).group_by(key))
     if window.rows:
         where = [*face_filters(filters, with_window=False), *within(Face.analyzed_at, window.rows)]
         if pairs_dialect is not None:
-            parts.append(pair_sums_of_rows(where, pairs_dialect))
+            per_image = (Face.image_id, Face.platform, bucket_start(Face.analyzed_at, HOUR, pairs_dialect))
+            beside_rollup = IMAGE_PAIRS if parts else ()  # a UNION needs the rollup's columns; alone, not
+            parts.append(select(Face.platform, *ROW_COUNTS, *beside_rollup).where(*where).group_by(*per_image))
         else:
             key = Face.platform if bucket is None else bucket_start(Face.analyzed_at, *bucket)
-            counts = [func.sum(case((Face.emotion == name, 1), else_=0)) for name in EMOTIONS]
-            parts.append(select(key, *counts).where(*where).group_by(key))
+            parts.append(select(key, *ROW_COUNTS).where(*where).group_by(key))
     return counted(parts)
 
 
-def pair_sums_of_rows(where: list[ColumnElement[bool]], dialect: str) -> Select:
-    """Per platform: counts and pair sums of the faces matching `where`, from per-image (and hour) counts."""
-    per_image = (
-        select(Face.platform, *(func.sum(case((Face.emotion == name, 1), else_=0)).label(name) for name in EMOTIONS))
-        .where(*where)
-        .group_by(Face.image_id, Face.platform, bucket_start(Face.analyzed_at, HOUR, dialect))
-        .subquery()
-    )
-    counts = [func.sum(per_image.c[name]) for name in EMOTIONS]
-    pairs = [func.sum(per_image.c[first] * per_image.c[second]) for first, second in EMOTION_PAIRS]
-    return select(per_image.c.platform, *counts, *pairs).group_by(per_image.c.platform)
+def image_sums(images: list[Sequence[Any]]) -> tuple[list[int], list[int]]:
+    """Per-image counts (EMOTIONS order) summed: the counts, and the 28 pair sums sum_i c_ie x c_if."""
+    counts = np.array(images, dtype=np.int64).reshape(-1, len(EMOTIONS))
+    cross = counts.T @ counts
+    return counts.sum(axis=0).tolist(), cross[PAIR_INDEXES[:, 0], PAIR_INDEXES[:, 1]].tolist()
 
 
 def add_counts(into: dict[str, int], counts: Sequence[Any]) -> None:
@@ -312,13 +316,24 @@ def stats(session: Session, filters: Filters = NO_FILTERS, *, with_pairs: bool =
     emotions_by_platform: dict[str, dict[str, int]] = {}
     all_emotions: dict[str, int] = {}
     pairs_by_platform: dict[str, dict[tuple[str, str], int]] = {}
+    images_of: dict[str, list[Sequence[Any]]] = {}  # per-image groups of the rows, their pairs still to make
     for face_platform, *sums in face_rows:
         counts, pairs = sums[: len(EMOTIONS)], sums[len(EMOTIONS) :]
+        if with_pairs and (not pairs or pairs[0] is None):
+            images_of.setdefault(face_platform, []).append(counts)
+            continue
         add_counts(emotions_by_platform.setdefault(face_platform, {}), counts)
         add_counts(all_emotions, counts)
         into = pairs_by_platform.setdefault(face_platform, {})
         for pair, value in zip(EMOTION_PAIRS, pairs, strict=False):
             into[pair] = into.get(pair, 0) + int(value or 0)
+    for face_platform, images in images_of.items():  # summed in numpy: a batch is up to 1000 of them
+        counts, pairs = image_sums(images)
+        add_counts(emotions_by_platform.setdefault(face_platform, {}), counts)
+        add_counts(all_emotions, counts)
+        into = pairs_by_platform.setdefault(face_platform, {})
+        for pair, value in zip(EMOTION_PAIRS, pairs, strict=True):
+            into[pair] = into.get(pair, 0) + value
 
     images_by_platform: dict[str, tuple[int, int]] = {}
     for image_platform, images, with_faces in image_rows:
