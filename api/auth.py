@@ -62,6 +62,7 @@ ACCESS: dict[str, str] = {
     "keys.list_keys_route": ADMIN,
     "keys.create_key_route": ADMIN,
     "keys.revoke_key_route": ADMIN,
+    "metrics.metrics": ADMIN,  # Prometheus scrapes with an admin key
 }
 
 

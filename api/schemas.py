@@ -363,6 +363,37 @@ FetchableUrl = Annotated[
     BeforeValidator(fetchable_url),
     WithJsonSchema({"type": "string", "format": "uri", "maxLength": setting_default("max_url_length")}),
 ]
+
+
+def checked_callback_url(url: Any) -> str | None:
+    """Where to POST the batch's signed summary; refused without a secret to sign with."""
+    if url is None or url == "":
+        return None
+    problem = url_problem(url, settings().max_url_length)
+    if problem:
+        raise invalid(problem)
+    if not settings().webhook_secret:
+        raise invalid("this server has no SOCIALFER_WEBHOOK_SECRET to sign callbacks with")
+    return url
+
+
+CALLBACK_URL_SCHEMA = {
+    "type": "string",
+    "maxLength": setting_default("max_url_length"),
+    "pattern": "^https?://[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[1-9][0-9]{0,3})?(/[!-~]*)?$",
+}
+CallbackUrl = Annotated[
+    str | None,
+    BeforeValidator(checked_callback_url),
+    ErrorCode("invalid_callback_url"),
+    WithJsonSchema({"anyOf": [CALLBACK_URL_SCHEMA, {"type": "null"}]}),
+]
+CALLBACK_DESCRIPTION = (
+    "http(s) URL that receives the batch's summary when it ends, as a POST signed with HMAC-SHA256 "
+    "(`X-Socialfer-Signature: t=<unix>,v1=<hex>` over `<t>.<body>`; README: Batch callbacks). Refused "
+    "(`invalid_callback_url`) unless the server has `SOCIALFER_WEBHOOK_SECRET`. Sent through the same address "
+    "checks as image downloads."
+)
 BatchName = Annotated[
     str | None,
     BeforeValidator(batch_name),
@@ -412,6 +443,7 @@ class BatchCreate(Body):
         None, description="Platform for every image; omitted or null means inferred per URL."
     )
     name: BatchName = Field(None, description="A label; blank is stored as null.")
+    callback_url: CallbackUrl = Field(None, description=CALLBACK_DESCRIPTION)
 
 
 class UploadForm(Body):
@@ -438,6 +470,12 @@ class UploadForm(Body):
         ErrorCode("invalid_name"),
         WithJsonSchema(NAME_SCHEMA),
     ] = Field(None, description="A label; blank is stored as null.")
+    callback_url: Annotated[
+        str | None,
+        BeforeValidator(checked_callback_url),
+        ErrorCode("invalid_callback_url"),
+        WithJsonSchema(CALLBACK_URL_SCHEMA),
+    ] = Field(None, description=CALLBACK_DESCRIPTION)
 
 
 # --- answers ---------------------------------------------------------------------------------------
@@ -464,6 +502,16 @@ class Error(Schema):
     error: ErrorDetail
 
 
+class Callback(Schema):
+    state: Literal["waiting", "pending", "delivered", "failed"] = Field(
+        description="`waiting` for the batch to end, `pending` while being sent or retried, then `delivered`, "
+        "or `failed` (a refused address, or 24 h of failures)."
+    )
+    attempts: Count
+    last_status: int | None = Field(description="The receiver's HTTP status at the last attempt.")
+    last_error: str | None
+
+
 class Batch(Schema):
     id: int
     name: str | None
@@ -478,6 +526,7 @@ class Batch(Schema):
     status: Literal["queued", "processing", "done"] = Field(
         description="`queued` while no image has started, `done` when none is queued or processing, else `processing`."
     )
+    callback: Callback | None = Field(description="The batch-end callback's delivery; null when none was asked for.")
 
 
 class BatchAccepted(RootModel[Batch]):

@@ -49,6 +49,14 @@ class Batch(Base):
     platform: Mapped[str | None] = mapped_column(String(16))
     total: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # The batch-end callback (db/callbacks.py): waiting -> pending (sending or retrying) -> delivered | failed.
+    callback_url: Mapped[str | None] = mapped_column(Text)
+    callback_state: Mapped[str | None] = mapped_column(String(16), index=True)
+    callback_attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    callback_last_status: Mapped[int | None] = mapped_column(Integer)  # the receiver's HTTP status
+    callback_last_error: Mapped[str | None] = mapped_column(Text)
+    callback_ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # when the batch ended
+    callback_due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # next attempt, or lease end
 
     images: Mapped[list[Image]] = relationship(back_populates="batch", order_by="Image.id")
 

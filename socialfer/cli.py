@@ -127,19 +127,25 @@ def migrate() -> None:
 )
 def serve(host: str, port: int, http_workers: int, with_worker: bool | None) -> None:
     """Run the API (gunicorn); on the embedded default also a worker, so nothing else is needed."""
+    from core.prometheus import mark_process_dead, prepare_multiprocess_dir
     from db.migrate import upgrade
+    from socialfer.exposure import open_api_refusal, stored_key_count
     from socialfer.server import GunicornServer, served_hosts, start_worker_process
 
     settings = cli_settings()
     if settings.database_url.startswith("sqlite"):
         upgrade(settings.database_url)  # the embedded default sets itself up
+    refusal = open_api_refusal(host, settings, stored_key_count(settings))
+    if refusal:
+        raise click.ClickException(refusal)
     if with_worker if with_worker is not None else settings.embedded_broker:
         start_worker_process()
+    metrics_dir = prepare_multiprocess_dir("api", settings.prometheus_multiproc_dir)  # the worker keeps its own
     click.echo(
         f"socialfer is serving on http://{host}:{port}/ (data: {redact(settings.database_url)}, "
         f"broker: {redact(settings.broker_url)})"
     )
-    settings = settings.with_changes(allowed_hosts=served_hosts(settings, host))
+    settings = settings.with_changes(allowed_hosts=served_hosts(settings, host), prometheus_multiproc_dir=metrics_dir)
     GunicornServer(
         "api:create_app()",
         {
@@ -148,6 +154,7 @@ def serve(host: str, port: int, http_workers: int, with_worker: bool | None) -> 
             "threads": 4,
             "accesslog": "-",
             "loglevel": "warning",
+            "child_exit": lambda _server, gunicorn_worker: mark_process_dead(gunicorn_worker.pid, metrics_dir),
         },
         settings,
     ).run()
@@ -164,12 +171,24 @@ def serve(host: str, port: int, http_workers: int, with_worker: bool | None) -> 
 @click.option("--loglevel", default="INFO", show_default=True)
 def worker(concurrency: int | None, loglevel: str) -> None:
     """Run a Celery worker that analyses queued images."""
-    from workers.celery_app import QUEUE, make_celery
+    from celery.signals import setup_logging
+
+    from core.prometheus import prepare_multiprocess_dir
 
     settings = cli_settings()
+    # before prometheus_client is imported (workers.tasks)
+    metrics_dir = prepare_multiprocess_dir("worker", settings.prometheus_multiproc_dir)
+    settings = settings.with_changes(prometheus_multiproc_dir=metrics_dir)
+    from workers.celery_app import QUEUE, make_celery
+    from workers.logs import configure_logging, wrap_native_output
+
     if concurrency:
         settings = settings.with_changes(worker_concurrency=concurrency)
     concurrency = settings.pool_processes()  # also sizes each process's TensorFlow threads
+    if settings.log_format == "json":
+        wrap_native_output()
+    configure_logging(settings.log_format, loglevel.upper())
+    setup_logging.connect(lambda **_: None, weak=False)  # a receiver: Celery leaves logging as configured
     app = make_celery(settings)
     app.set_current()
     app.set_default()
@@ -180,6 +199,7 @@ def worker(concurrency: int | None, loglevel: str) -> None:
         worker_context(app).analyzer  # noqa: B018
     app.worker_main(
         [
+            *(["--quiet"] if settings.log_format == "json" else []),  # no banner: every line is JSON
             "worker",
             f"--loglevel={loglevel}",
             f"--concurrency={concurrency}",
@@ -230,24 +250,47 @@ def submit(
     batch = response.json()
     click.echo(batch["id"])
     if wait:
-        batch = wait_for_batch(requests, api_url, batch)
+        batch = wait_for_batch(requests, api_url, batch, headers)
         click.echo(
             f"batch {batch['id']}: {batch['done']} done, {batch['failed']} failed, {batch['faces']} faces", err=True
         )
+        if batch["failed"]:
+            for code, (count, example) in failure_reasons(requests, api_url, batch["id"], headers).items():
+                click.echo(f"  {count} failed with {code}: {example}", err=True)
+            sys.exit(1)
 
 
-def wait_for_batch(requests, api_url: str, batch: dict) -> dict:
+def wait_for_batch(requests, api_url: str, batch: dict, headers: dict[str, str]) -> dict:
     """Poll the batch and show a progress bar on stderr until every image is terminal."""
     with click.progressbar(length=batch["total"], label=f"batch {batch['id']}", file=sys.stderr, show_pos=True) as bar:
         finished = 0
         while True:
-            batch = requests.get(f"{api_url}/api/v1/batches/{batch['id']}", timeout=30).json()
+            batch = requests.get(f"{api_url}/api/v1/batches/{batch['id']}", headers=headers, timeout=30).json()
             now = batch["done"] + batch["failed"]
             bar.update(now - finished)
             finished = now
             if batch["status"] == "done":
                 return batch
             time.sleep(1.0)
+
+
+def failure_reasons(requests, api_url: str, batch_id: int, headers: dict[str, str]) -> dict[str, tuple[int, str]]:
+    """Per failure code: how many of the batch's images failed with it, and one example message."""
+    reasons: dict[str, tuple[int, str]] = {}
+    page, pages = 1, 1
+    while page <= pages:
+        body = requests.get(
+            f"{api_url}/api/v1/batches/{batch_id}/images",
+            params={"status": "failed", "page": page, "per_page": 500},
+            headers=headers,
+            timeout=30,
+        ).json()
+        for image in body["items"]:
+            error = image.get("error") or {"code": "unknown", "message": ""}
+            count, example = reasons.get(error["code"], (0, f"{image['url']}: {error['message']}"))
+            reasons[error["code"]] = (count + 1, example)
+        page, pages = page + 1, body["pages"]
+    return dict(sorted(reasons.items(), key=lambda item: -item[1][0]))
 
 
 def error_message(response) -> str:

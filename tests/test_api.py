@@ -65,7 +65,9 @@ def broker(redis_url: str) -> Iterator[redis.Redis]:
 
 @pytest.fixture
 def settings(tmp_path: Path, pg_database: Database, pg_url: str, redis_url: str, broker: redis.Redis) -> Settings:
-    return load_settings().with_changes(database_url=pg_url, broker_url=redis_url, data_dir=tmp_path, api_keys=())
+    return load_settings().with_changes(
+        database_url=pg_url, broker_url=redis_url, data_dir=tmp_path, api_keys=(), webhook_secret="test-webhook-secret"
+    )
 
 
 @pytest.fixture
@@ -169,6 +171,7 @@ def test_submit_stores_queued_images_and_publishes_one_task_each(
         "failed": 0,
         "faces": 0,
         "status": "queued",
+        "callback": None,
     }
     assert body["created_at"].endswith("Z")
     assert abs(datetime.fromisoformat(body["created_at"]) - datetime.now(UTC)) < timedelta(minutes=1)

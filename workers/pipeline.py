@@ -21,6 +21,8 @@ from db import UPLOAD, UPLOAD_URL_PREFIX, Database, Image, ImageFile
 from db.lifecycle import claim, record_failure, record_success, schedule_retry
 from workers.fetch import Fetched, FetchError, fetch_image
 from workers.imaging import DecodeError, decode_image
+from workers.logs import bind as bind_log_fields
+from workers.metrics import instrument_analyzer, timed
 from workers.privacy import preview_to_keep
 
 if TYPE_CHECKING:
@@ -39,7 +41,7 @@ def load_analyzer(settings: Settings) -> FaceAnalyzer:
     limit_threads(settings.threads_per_process())
     analyzer = FaceAnalyzer(classifier=EmotionClassifier(settings.model_path))
     analyzer.warm_up()
-    return analyzer
+    return instrument_analyzer(analyzer)  # after warm-up, so tracing is not counted as detection
 
 
 @dataclass
@@ -64,6 +66,9 @@ class Outcome:
 
     status: str  # done, failed, retry or skipped
     retry_in: float | None = None
+    error_code: str | None = None  # why it failed or is retried
+    faces: int = 0
+    batch_id: int | None = None
 
 
 def retry_delay(attempt: int, settings: Settings, retry_after: float | None = None) -> float:
@@ -91,11 +96,15 @@ def process_image(image_id: int, ctx: WorkerContext) -> Outcome:
     image = claim(ctx.database, image_id)
     if image is None:
         return Outcome(SKIPPED)
+    bind_log_fields(batch_id=image.batch_id)
+    batch = image.batch_id
     try:
         started = time.perf_counter()
-        fetched = load_source(image, ctx)
+        with timed("fetch"):
+            fetched = load_source(image, ctx)
         fetched_at = time.perf_counter()
-        rgb = decode_image(fetched.content)
+        with timed("decode"):
+            rgb = decode_image(fetched.content)
         faces = ctx.analyzer.analyze(rgb)
         finished = time.perf_counter()
         preview = preview_to_keep(
@@ -104,18 +113,19 @@ def process_image(image_id: int, ctx: WorkerContext) -> Outcome:
     except FetchError as exc:
         if exc.transient and image.attempts < ctx.settings.max_attempts:
             schedule_retry(ctx.database, image_id, exc.code, exc.message)
-            return Outcome(RETRY, retry_delay(image.attempts, ctx.settings, exc.retry_after))
+            delay = retry_delay(image.attempts, ctx.settings, exc.retry_after)
+            return Outcome(RETRY, delay, exc.code, batch_id=batch)
         record_failure(ctx.database, image_id, exc.code, exc.message)
-        return Outcome(FAILED)
+        return Outcome(FAILED, error_code=exc.code, batch_id=batch)
     except DecodeError as exc:
         record_failure(ctx.database, image_id, exc.code, exc.message)
-        return Outcome(FAILED)
+        return Outcome(FAILED, error_code=exc.code, batch_id=batch)
     except OperationalError:
         raise  # the database, not the image, is at fault: the task retries
     except Exception as exc:
         log.exception("image %s failed unexpectedly", image_id)
         record_failure(ctx.database, image_id, "internal_error", f"{exc.__class__.__name__}: {exc}")
-        return Outcome(FAILED)
+        return Outcome(FAILED, error_code="internal_error", batch_id=batch)
     details = {
         "width": int(rgb.shape[1]),
         "height": int(rgb.shape[0]),
@@ -124,5 +134,6 @@ def process_image(image_id: int, ctx: WorkerContext) -> Outcome:
         "fetch_ms": round((fetched_at - started) * 1000, 1),
         "analyze_ms": round((finished - fetched_at) * 1000, 1),
     }
-    record_success(ctx.database, image_id, faces, details, preview)
-    return Outcome(DONE)
+    with timed("store"):
+        record_success(ctx.database, image_id, faces, details, preview)
+    return Outcome(DONE, faces=len(faces), batch_id=batch)
