@@ -3,7 +3,7 @@
 Faces repeat their image's platform, batch and analysis time so that aggregate
 queries filter and group on one table. Two rollup tables count the analysed images
 and the faces per UTC hour, so the dashboard's totals read thousands of rows, not
-millions; database triggers (migrations 0004 and 0006) keep them exact whoever writes.
+millions; database triggers (migrations 0004 and 0007) keep them exact whoever writes.
 """
 
 from __future__ import annotations
@@ -203,7 +203,7 @@ class ImageFaceCount(Base):
     """One image's faces per emotion, within one UTC hour of `analyzed_at` and platform (in practice
     always all of them: the worker stores an image's faces with one time and platform).
 
-    Kept by the triggers on `faces` (migration 0006) so that face_hours' pair sums can be
+    Kept by the triggers on `faces` (migration 0007) so that face_hours' pair sums can be
     updated exactly, even by concurrent writers: every change to a row here changes those sums
     by new x new - old x old. Not a foreign key to images: the cascade from a deleted image
     would remove a row before its faces' triggers subtract them.

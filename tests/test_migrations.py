@@ -106,8 +106,8 @@ def face_row(image_id: int, batch_id: int, analyzed_at: datetime, emotion: str) 
 
 
 @pytest.mark.parametrize("dialect", ["postgres", "sqlite"])
-def test_pair_sums_go_down_to_0005_and_up_again(request: pytest.FixtureRequest, dialect: str) -> None:
-    """0006 down: 0004's face triggers count again, without the pair sums; up: the sums are backfilled."""
+def test_pair_sums_go_down_to_0006_and_up_again(request: pytest.FixtureRequest, dialect: str) -> None:
+    """0007 down: 0004's face triggers count again, without the pair sums; up: the sums are backfilled."""
     url = request.getfixturevalue("empty_pg_url" if dialect == "postgres" else "sqlite_url")
     upgrade(url)
     database = Database(url)
@@ -119,7 +119,7 @@ def test_pair_sums_go_down_to_0005_and_up_again(request: pytest.FixtureRequest, 
         faces = [face_row(image_id, batch_id, T0 + timedelta(minutes=5), e) for e in ("happy", "happy", "sad")]
         session.execute(insert(Face), faces)
     assert_rollups_match(database)
-    command.downgrade(alembic_config(url), "0005")
+    command.downgrade(alembic_config(url), "0006")
     with database.session() as session:
         session.execute(insert(Face), [face_row(image_id, batch_id, T0 + timedelta(minutes=5), "fear")])
         counts = session.execute(text("SELECT happy, sad, fear FROM face_hours")).one()

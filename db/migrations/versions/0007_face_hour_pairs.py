@@ -14,8 +14,8 @@ writer of that image), so "old" is exact; then adds the pair deltas to face_hour
 counts that reached zero. SQLite: row-level triggers on faces maintain image_face_counts, and
 row-level triggers on image_face_counts maintain the sums.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-01 10:00:00
 """
 
@@ -27,8 +27,8 @@ from types import ModuleType
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0006"
-down_revision: str | None = "0005"
+revision: str = "0007"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
