@@ -9,7 +9,7 @@ from __future__ import annotations
 from flask import Flask
 from werkzeug.routing import IntegerConverter, Map
 
-from api import audit, batches, docs, faces, health, images, keys, pages, queue, session, stats, uploads
+from api import audit, batches, docs, faces, health, images, keys, metrics, pages, queue, session, stats, uploads
 from api.auth import register_auth
 from api.context import SETTINGS_KEY
 from api.errors import register_error_handlers
@@ -67,6 +67,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["db"] = Database(settings.database_url)
     celery_init_app(app, settings)
     register_error_handlers(app)
+    metrics.init_app(app)  # first, so its timer covers the other hooks
     register_auth(app)  # before the origin check and the rate limits, which need to know the caller
     limiter = init_security(app, settings)
     for blueprint in BLUEPRINTS:

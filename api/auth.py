@@ -56,11 +56,13 @@ ACCESS: dict[str, str] = {
     "faces.export_faces": READ,
     "stats.get_stats": READ,
     "stats.get_timeline": READ,
+    "stats.get_compare": READ,
     "queue.get_queue": READ,
     "audit.list_audit": ADMIN,
     "keys.list_keys_route": ADMIN,
     "keys.create_key_route": ADMIN,
     "keys.revoke_key_route": ADMIN,
+    "metrics.metrics": ADMIN,  # Prometheus scrapes with an admin key
 }
 
 

@@ -45,6 +45,7 @@ class NewBatch:
     platform: str | None
     name: str | None
     files: list[UploadedFile] = field(default_factory=list)  # for uploads: one per URL, in order
+    callback_url: str | None = None  # POSTed the batch's summary when it ends (workers/webhooks.py)
 
 
 def batch_or_404(batch_id: int) -> dict[str, Any]:
@@ -65,7 +66,9 @@ def accept_batch(new: NewBatch) -> tuple[Response, int, dict[str, str]]:
         NewImage(url, new.platform or infer_platform(url), upload)
         for url, upload in zip(new.urls, uploads, strict=True)
     ]
-    batch_id, image_ids = store_batch(database(), images, name=new.name, platform=new.platform)
+    batch_id, image_ids = store_batch(
+        database(), images, name=new.name, platform=new.platform, callback_url=new.callback_url
+    )
     try:
         publish_images(celery(), image_ids)
     except Exception as exc:
@@ -89,13 +92,15 @@ def accept_batch(new: NewBatch) -> tuple[Response, int, dict[str, str]]:
         400: error_answer(
             "Invalid request. Codes: `invalid_json` (body not a JSON object), `invalid_urls` (missing, not a list, "
             "empty or too many), `invalid_url` (message starts with `urls[<index>]:`), `invalid_platform`, "
-            "`invalid_name`."
+            "`invalid_name`, `invalid_callback_url`."
         ),
         **SUBMIT_ERRORS,
     },
 )
 def create_batch(body: schemas.BatchCreate) -> tuple[Response, int, dict[str, str]]:
-    return accept_batch(NewBatch(urls=body.urls, platform=body.platform, name=body.name))
+    return accept_batch(
+        NewBatch(urls=body.urls, platform=body.platform, name=body.name, callback_url=body.callback_url)
+    )
 
 
 @bp.get(

@@ -46,6 +46,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from analysis.card import SHIPPED_MATRICES
 from api.context import settings
 from core.filters import INCLUDE, UNCERTAIN_CHOICES, Filters, to_utc
 from core.settings import Settings
@@ -380,6 +381,37 @@ FetchableUrl = Annotated[
     BeforeValidator(fetchable_url),
     WithJsonSchema({"type": "string", "format": "uri", "maxLength": setting_default("max_url_length")}),
 ]
+
+
+def checked_callback_url(url: Any) -> str | None:
+    """Where to POST the batch's signed summary; refused without a secret to sign with."""
+    if url is None or url == "":
+        return None
+    problem = url_problem(url, settings().max_url_length)
+    if problem:
+        raise invalid(problem)
+    if not settings().webhook_secret:
+        raise invalid("this server has no SOCIALFER_WEBHOOK_SECRET to sign callbacks with")
+    return url
+
+
+CALLBACK_URL_SCHEMA = {
+    "type": "string",
+    "maxLength": setting_default("max_url_length"),
+    "pattern": "^https?://[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[1-9][0-9]{0,3})?(/[!-~]*)?$",
+}
+CallbackUrl = Annotated[
+    str | None,
+    BeforeValidator(checked_callback_url),
+    ErrorCode("invalid_callback_url"),
+    WithJsonSchema({"anyOf": [CALLBACK_URL_SCHEMA, {"type": "null"}]}),
+]
+CALLBACK_DESCRIPTION = (
+    "http(s) URL that receives the batch's summary when it ends, as a POST signed with HMAC-SHA256 "
+    "(`X-Socialfer-Signature: t=<unix>,v1=<hex>` over `<t>.<body>`; README: Batch callbacks). Refused "
+    "(`invalid_callback_url`) unless the server has `SOCIALFER_WEBHOOK_SECRET`. Sent through the same address "
+    "checks as image downloads."
+)
 BatchName = Annotated[
     str | None,
     BeforeValidator(batch_name),
@@ -429,6 +461,7 @@ class BatchCreate(Body):
         None, description="Platform for every image; omitted or null means inferred per URL."
     )
     name: BatchName = Field(None, description="A label; blank is stored as null.")
+    callback_url: CallbackUrl = Field(None, description=CALLBACK_DESCRIPTION)
 
 
 class UploadForm(Body):
@@ -455,6 +488,12 @@ class UploadForm(Body):
         ErrorCode("invalid_name"),
         WithJsonSchema(NAME_SCHEMA),
     ] = Field(None, description="A label; blank is stored as null.")
+    callback_url: Annotated[
+        str | None,
+        BeforeValidator(checked_callback_url),
+        ErrorCode("invalid_callback_url"),
+        WithJsonSchema(CALLBACK_URL_SCHEMA),
+    ] = Field(None, description=CALLBACK_DESCRIPTION)
 
 
 # --- answers ---------------------------------------------------------------------------------------
@@ -481,6 +520,16 @@ class Error(Schema):
     error: ErrorDetail
 
 
+class Callback(Schema):
+    state: Literal["waiting", "pending", "delivered", "failed"] = Field(
+        description="`waiting` for the batch to end, `pending` while being sent or retried, then `delivered`, "
+        "or `failed` (a refused address, or 24 h of failures)."
+    )
+    attempts: Count
+    last_status: int | None = Field(description="The receiver's HTTP status at the last attempt.")
+    last_error: str | None
+
+
 class Batch(Schema):
     id: int
     name: str | None
@@ -495,6 +544,7 @@ class Batch(Schema):
     status: Literal["queued", "processing", "done"] = Field(
         description="`queued` while no image has started, `done` when none is queued or processing, else `processing`."
     )
+    callback: Callback | None = Field(description="The batch-end callback's delivery; null when none was asked for.")
 
 
 class BatchAccepted(RootModel[Batch]):
@@ -620,9 +670,27 @@ class ImageList(Schema):
     next_cursor: int | None = Field(description="`cursor` for the next page; null on the last page.")
 
 
+Interval = Annotated[
+    list[float], Field(min_length=2, max_length=2, description="95 % interval [low, high] (docs/statistics.md).")
+]
+
+
+class CorrectedShare(Schema):
+    """The estimated true share: the raw shares corrected with the model card's confusion matrix
+    (`statistics.corrected`), its interval carrying the sampling error and the matrix's own."""
+
+    share: Probability
+    interval: Interval
+
+
 class EmotionCount(Schema):
     count: Count
-    share: Probability
+    share: Probability = Field(description="The classifier's raw share: count / faces, 0 when there are no faces.")
+    interval: Interval = Field(
+        description="95 % interval of the raw share: Wilson's at the effective number of faces of a cluster-robust "
+        "variance (the faces of one image are not independent)."
+    )
+    corrected: CorrectedShare | None = Field(description="Null when there are no faces or no matrix is available.")
 
 
 EmotionShares = create_model(
@@ -645,12 +713,119 @@ class Summary(Schema):
     faces: Count
     uncertain: Count = Field(description="Of `faces`, those the classifier abstained on.")
     low_resolution: Count = Field(description="Of `faces`, those flagged low resolution.")
+    reliable: bool = Field(
+        description="At least `statistics.min_images` (SOCIALFER_MIN_IMAGES_FOR_SHARE) images with faces; "
+        "below that, read the intervals rather than the shares."
+    )
     emotions: EmotionShares
+
+
+class CorrectionMethod(Schema):
+    matrix: str = Field(description="The model card's confusion matrix the shares were corrected with.")
+    method: str
+    replicates: int = Field(ge=1, description="Draws the corrected intervals come from.")
+
+
+class StatisticsMethod(Schema):
+    """What the intervals and corrected shares are (docs/statistics.md)."""
+
+    level: float = Field(description="Coverage of every interval: 0.95.")
+    min_images: int = Field(ge=1, description="Images with faces a set needs to be `reliable`.")
+    raw: str
+    corrected: CorrectionMethod | None = Field(description="Null when no matrix is available (see `note`).")
+    note: str | None = Field(None, description="Why corrected shares are missing, when they are.")
 
 
 class Stats(Summary):
     faces_left_out: Count = Field(description="Faces of the same view that `min_face_px` and `uncertain` leave out.")
     by_platform: dict[Literal[PLATFORMS], Summary]  # type: ignore[valid-type] - the platforms with done images
+    statistics: StatisticsMethod
+
+
+MATRIX_DESCRIPTION = (
+    "The model card's confusion matrix to correct shares with: `wild_calibration` (real photos, the calibration "
+    "fold; the default, SOCIALFER_CONFUSION_MATRIX), `fer2013_publictest` or `wild_heldout`."
+)
+
+
+class StatsQuery(WindowQuery):
+    matrix: choice(SHIPPED_MATRICES) | None = Field(None, description=MATRIX_DESCRIPTION)
+
+
+def side_field(side: str, name: str, annotation: Any, description: str) -> Any:
+    return (
+        annotation | None,
+        Field(None, alias=f"{side}.{name}", description=f"Set {side.upper()}: {description} Overrides `{name}`."),
+    )
+
+
+SIDE_FILTERS = {
+    "platform": (PlatformName, "only this platform."),
+    "batch_id": (Id, "only this batch."),
+    "since": (Instant, "inclusive lower bound (ISO 8601; UTC without an offset)."),
+    "until": (Instant, "exclusive upper bound (ISO 8601; UTC without an offset)."),
+}
+CompareSides = create_model(
+    "CompareSides",
+    __base__=StatsQuery,
+    **{
+        f"{side}_{name}": side_field(side, name, annotation, description)
+        for side in ("a", "b")
+        for name, (annotation, description) in SIDE_FILTERS.items()
+    },
+)
+
+
+class CompareQuery(CompareSides):  # type: ignore[misc, valid-type] - fields made from SIDE_FILTERS
+    """Two sets, `a.*` and `b.*`; the unprefixed filters apply to both unless a set's own override them."""
+
+    def side(self, side: str) -> Filters:
+        own = {name: getattr(self, f"{side}_{name}") for name in SIDE_FILTERS}
+        common = self.filters()
+        return Filters(**{name: own[name] if own[name] is not None else getattr(common, name) for name in own})
+
+
+class SideFilters(Schema):
+    platform: PlatformName | None
+    batch_id: int | None
+    since: UtcTime | None
+    until: UtcTime | None
+
+
+class CompareSide(Summary):
+    filters: SideFilters = Field(description="The set's filters, shared and own together.")
+
+
+class ShareDifference(Schema):
+    difference: float = Field(ge=-1, le=1, description="a - b.")
+    interval: Interval
+    p_value: Probability = Field(description="Two-sided, against no difference.")
+    p_holm: Probability = Field(description="Holm-adjusted over the seven emotions.")
+    significant: bool = Field(description="p_holm < 0.05: distinguishable from zero after correcting for seven tests.")
+
+
+class EmotionDifference(Schema):
+    raw: ShareDifference = Field(description="Of the classifier's shares: normal interval, cluster-robust variances.")
+    corrected: ShareDifference | None = Field(
+        description="Of the corrected shares: percentile interval over replicates sharing each matrix draw; null "
+        "when a set has no faces or no matrix is available."
+    )
+
+
+EmotionDifferences = create_model(
+    "EmotionDifferences",
+    __base__=Schema,
+    __doc__="Every emotion, in model order.",
+    **{name: (EmotionDifference, ...) for name in EMOTIONS},
+)
+
+
+class Comparison(Schema):
+    a: CompareSide
+    b: CompareSide
+    reliable: bool = Field(description="Both sets are reliable.")
+    differences: EmotionDifferences
+    statistics: StatisticsMethod
 
 
 class TimelineBucket(Schema):

@@ -35,6 +35,19 @@ def batch_json(batch: Batch, counts: dict[str, int]) -> dict[str, Any]:
         "total": batch.total,
         **counts,
         "status": batch_status(counts, batch.total),
+        "callback": callback_json(batch),
+    }
+
+
+def callback_json(batch: Batch) -> dict[str, Any] | None:
+    """The batch-end callback's delivery state; null when none was asked for."""
+    if not batch.callback_url:
+        return None
+    return {
+        "state": batch.callback_state,
+        "attempts": batch.callback_attempts or 0,
+        "last_status": batch.callback_last_status,
+        "last_error": batch.callback_last_error,
     }
 
 

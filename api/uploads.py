@@ -76,7 +76,12 @@ def form_fields(files: list[FileStorage]) -> schemas.UploadForm:
     """The form validated by its schema, read by hand rather than by flask-openapi3, whose form reader
     would parse text fields as JSON (a name "123" would become a number) and read the files under the
     global body limit."""
-    fields = {"files": files, "platform": request.form.get("platform") or None, "name": request.form.get("name")}
+    fields = {
+        "files": files,
+        "platform": request.form.get("platform") or None,
+        "name": request.form.get("name"),
+        "callback_url": request.form.get("callback_url") or None,
+    }
     try:
         return schemas.UploadForm.model_validate(fields)
     except ValidationError as exc:
@@ -129,5 +134,6 @@ def create_upload() -> tuple[Response, int, dict[str, str]]:
         platform=form.platform,
         name=form.name,
         files=uploads,
+        callback_url=form.callback_url,
     )
     return accept_batch(new)

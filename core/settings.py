@@ -167,10 +167,44 @@ class Settings(BaseSettings):
     model_path: Path | None = Field(
         None, validation_alias="SOCIALFER_MODEL", description="expression model file (default the committed model)"
     )
+    confusion_matrix: str = Field(
+        "wild_calibration",
+        description="the model card's confusion matrix that corrected shares are estimated with "
+        "(an API request may name another with `matrix=`)",
+    )
+    min_images_for_share: int = Field(
+        30, ge=1, description="below this many images with faces, a share is flagged as not reliable yet"
+    )
     fer2013: Path | None = Field(
         None, description="FER2013 NPZ for `train` and `evaluate` (default `../shared/data/fer2013.npz`)"
     )
     train_verbose: bool = Field(False, description="`1`: training prints Keras' per-epoch progress")
+    prometheus_multiproc_dir: Path | None = Field(
+        None,
+        validation_alias="PROMETHEUS_MULTIPROC_DIR",
+        description="where every process writes its metrics (prometheus_client's own variable); `serve` and "
+        "`worker` make a fresh temporary one each when unset, which is right: set it only per process tree",
+    )
+    allow_open_api: bool = Field(
+        False, description="`1` lets `socialfer serve` listen on a non-loopback address while no API key exists"
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text", description="`json`: workers write one JSON object per line, with image, batch and task ids and outcome"
+    )
+    worker_metrics_host: str = Field("127.0.0.1", description="where each worker serves its Prometheus metrics")
+    worker_metrics_port: int = Field(9808, ge=0, le=65535, description="each worker's metrics port (0: none)")
+    webhook_secret: str = Field(
+        "", description="HMAC-SHA256 key that signs batch callbacks; `callback_url` is refused without it"
+    )
+    webhook_retry_base_delay: float = Field(
+        30.0, gt=0, description="seconds before a failed callback is retried, doubled for each further attempt"
+    )
+    webhook_retry_max_delay: float = Field(
+        1800.0, gt=0, le=3600, description="the longest wait between callback attempts (below Redis's 1 h visibility)"
+    )
+    webhook_give_up_after: float = Field(
+        86400.0, gt=0, description="seconds after a batch ended when its undelivered callback becomes `failed`"
+    )
 
     @field_validator("api_keys", "allowed_ports", "allowed_hosts", "cors_origins", mode="before")
     @classmethod

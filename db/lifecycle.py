@@ -24,6 +24,7 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from core.vocabulary import DONE, FAILED, PROCESSING, QUEUED, TERMINAL_STATES
+from db.callbacks import WAITING
 from db.schema import PREVIEW, UPLOAD, Batch, Face, Image, ImageFile, utcnow
 from db.session import Database
 
@@ -69,12 +70,22 @@ def drop_upload(session: Session, image_id: int) -> None:
 
 
 def store_batch(
-    database: Database, images: Sequence[NewImage], *, name: str | None, platform: str | None
+    database: Database,
+    images: Sequence[NewImage],
+    *,
+    name: str | None,
+    platform: str | None,
+    callback_url: str | None = None,
 ) -> tuple[int, list[int]]:
-    """The batch, its queued images and any uploaded bytes in one transaction; the ids in the given order."""
+    """The batch, its queued images and any uploaded bytes in one transaction; the ids in the given order.
+
+    With a `callback_url` the batch's callback starts `waiting` (db/callbacks.py takes it from there).
+    """
     created = utcnow()
     with database.session() as session:
         batch = Batch(name=name, platform=platform, total=len(images), created_at=created)
+        if callback_url:
+            batch.callback_url, batch.callback_state = callback_url, WAITING
         session.add(batch)
         session.flush()
         rows = [

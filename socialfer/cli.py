@@ -127,19 +127,25 @@ def migrate() -> None:
 )
 def serve(host: str, port: int, http_workers: int, with_worker: bool | None) -> None:
     """Run the API (gunicorn); on the embedded default also a worker, so nothing else is needed."""
+    from core.prometheus import mark_process_dead, prepare_multiprocess_dir
     from db.migrate import upgrade
+    from socialfer.exposure import open_api_refusal, stored_key_count
     from socialfer.server import GunicornServer, served_hosts, start_worker_process
 
     settings = cli_settings()
     if settings.database_url.startswith("sqlite"):
         upgrade(settings.database_url)  # the embedded default sets itself up
+    refusal = open_api_refusal(host, settings, stored_key_count(settings))
+    if refusal:
+        raise click.ClickException(refusal)
     if with_worker if with_worker is not None else settings.embedded_broker:
         start_worker_process()
+    metrics_dir = prepare_multiprocess_dir("api", settings.prometheus_multiproc_dir)  # the worker keeps its own
     click.echo(
         f"socialfer is serving on http://{host}:{port}/ (data: {redact(settings.database_url)}, "
         f"broker: {redact(settings.broker_url)})"
     )
-    settings = settings.with_changes(allowed_hosts=served_hosts(settings, host))
+    settings = settings.with_changes(allowed_hosts=served_hosts(settings, host), prometheus_multiproc_dir=metrics_dir)
     GunicornServer(
         "api:create_app()",
         {
@@ -148,6 +154,7 @@ def serve(host: str, port: int, http_workers: int, with_worker: bool | None) -> 
             "threads": 4,
             "accesslog": "-",
             "loglevel": "warning",
+            "child_exit": lambda _server, gunicorn_worker: mark_process_dead(gunicorn_worker.pid, metrics_dir),
         },
         settings,
     ).run()
@@ -164,12 +171,24 @@ def serve(host: str, port: int, http_workers: int, with_worker: bool | None) -> 
 @click.option("--loglevel", default="INFO", show_default=True)
 def worker(concurrency: int | None, loglevel: str) -> None:
     """Run a Celery worker that analyses queued images."""
-    from workers.celery_app import QUEUE, make_celery
+    from celery.signals import setup_logging
+
+    from core.prometheus import prepare_multiprocess_dir
 
     settings = cli_settings()
+    # before prometheus_client is imported (workers.tasks)
+    metrics_dir = prepare_multiprocess_dir("worker", settings.prometheus_multiproc_dir)
+    settings = settings.with_changes(prometheus_multiproc_dir=metrics_dir)
+    from workers.celery_app import QUEUE, make_celery
+    from workers.logs import configure_logging, wrap_native_output
+
     if concurrency:
         settings = settings.with_changes(worker_concurrency=concurrency)
     concurrency = settings.pool_processes()  # also sizes each process's TensorFlow threads
+    if settings.log_format == "json":
+        wrap_native_output()
+    configure_logging(settings.log_format, loglevel.upper())
+    setup_logging.connect(lambda **_: None, weak=False)  # a receiver: Celery leaves logging as configured
     app = make_celery(settings)
     app.set_current()
     app.set_default()
@@ -180,6 +199,7 @@ def worker(concurrency: int | None, loglevel: str) -> None:
         worker_context(app).analyzer  # noqa: B018
     app.worker_main(
         [
+            *(["--quiet"] if settings.log_format == "json" else []),  # no banner: every line is JSON
             "worker",
             f"--loglevel={loglevel}",
             f"--concurrency={concurrency}",
@@ -230,24 +250,47 @@ def submit(
     batch = response.json()
     click.echo(batch["id"])
     if wait:
-        batch = wait_for_batch(requests, api_url, batch)
+        batch = wait_for_batch(requests, api_url, batch, headers)
         click.echo(
             f"batch {batch['id']}: {batch['done']} done, {batch['failed']} failed, {batch['faces']} faces", err=True
         )
+        if batch["failed"]:
+            for code, (count, example) in failure_reasons(requests, api_url, batch["id"], headers).items():
+                click.echo(f"  {count} failed with {code}: {example}", err=True)
+            sys.exit(1)
 
 
-def wait_for_batch(requests, api_url: str, batch: dict) -> dict:
+def wait_for_batch(requests, api_url: str, batch: dict, headers: dict[str, str]) -> dict:
     """Poll the batch and show a progress bar on stderr until every image is terminal."""
     with click.progressbar(length=batch["total"], label=f"batch {batch['id']}", file=sys.stderr, show_pos=True) as bar:
         finished = 0
         while True:
-            batch = requests.get(f"{api_url}/api/v1/batches/{batch['id']}", timeout=30).json()
+            batch = requests.get(f"{api_url}/api/v1/batches/{batch['id']}", headers=headers, timeout=30).json()
             now = batch["done"] + batch["failed"]
             bar.update(now - finished)
             finished = now
             if batch["status"] == "done":
                 return batch
             time.sleep(1.0)
+
+
+def failure_reasons(requests, api_url: str, batch_id: int, headers: dict[str, str]) -> dict[str, tuple[int, str]]:
+    """Per failure code: how many of the batch's images failed with it, and one example message."""
+    reasons: dict[str, tuple[int, str]] = {}
+    page, pages = 1, 1
+    while page <= pages:
+        body = requests.get(
+            f"{api_url}/api/v1/batches/{batch_id}/images",
+            params={"status": "failed", "page": page, "per_page": 500},
+            headers=headers,
+            timeout=30,
+        ).json()
+        for image in body["items"]:
+            error = image.get("error") or {"code": "unknown", "message": ""}
+            count, example = reasons.get(error["code"], (0, f"{image['url']}: {error['message']}"))
+            reasons[error["code"]] = (count + 1, example)
+        page, pages = page + 1, body["pages"]
+    return dict(sorted(reasons.items(), key=lambda item: -item[1][0]))
 
 
 def error_message(response) -> str:
@@ -358,6 +401,9 @@ def evaluate(data: Path | None, split: str, model_path: Path | None, confusion_p
 @click.option(
     "--uncertain", type=click.Choice(["include", "exclude", "only"]), default="include", help="Uncertain faces."
 )
+@click.option(
+    "--matrix", default=None, help="The model card's confusion matrix to correct with (default: the setting)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print what GET /api/v1/stats answers.")
 def stats_command(
     platform: str | None,
@@ -366,23 +412,32 @@ def stats_command(
     until: datetime | None,
     min_face_px: int | None,
     uncertain: str,
+    matrix: str | None,
     as_json: bool,
 ) -> None:
-    """Counts and emotion shares, overall and per platform: the numbers of GET /api/v1/stats and the
-    dashboard, from the same query, read straight from the database."""
+    """Counts and emotion shares with 95 % intervals, raw and corrected, overall and per platform: the
+    numbers of GET /api/v1/stats and the dashboard, from the same query, read straight from the database."""
     from sqlalchemy.exc import SQLAlchemyError
 
+    from analysis.card import CardError, confusion
+    from analysis.report import with_intervals
     from db import Database
     from db.queries import stats
 
     settings = cli_settings()
+    try:
+        correction, note = confusion(settings.model_path, matrix or settings.confusion_matrix), None
+    except CardError as exc:
+        if matrix:
+            raise click.BadParameter(str(exc), param_hint="--matrix") from None
+        correction, note = None, f"corrected shares unavailable: {exc}"
     database = Database(settings.database_url)
     filters = Filters(  # naive times are UTC
         platform=platform, batch_id=batch_id, since=since, until=until, min_face_px=min_face_px, uncertain=uncertain
     )
     try:
         with database.session() as session:
-            result = stats(session, filters)
+            result = stats(session, filters, with_pairs=True)
     except SQLAlchemyError as exc:
         raise click.ClickException(
             f"cannot read {redact(settings.database_url)} ({exc.__class__.__name__}): "
@@ -390,11 +445,20 @@ def stats_command(
         ) from exc
     finally:
         database.dispose()
+    result = with_intervals(result, correction, settings.min_images_for_share, note)
     click.echo(json.dumps(result) if as_json else stats_table(result))
 
 
+CELL = 27  # characters per column of the stats table
+
+
+def percent_range(interval: list[float]) -> str:
+    return f"{interval[0] * 100:4.1f}-{interval[1] * 100:5.1f}"
+
+
 def stats_table(result: dict) -> str:
-    """Headline counts, then one row per emotion: count and share overall and for each platform."""
+    """Headline counts; per emotion count, share and 95 % interval, overall and per platform; then the
+    shares corrected for the classifier's errors, with theirs. A column marked * is not reliable yet."""
     lines = [
         f"images analysed    {result['images']:>8,}",
         f"images with faces  {result['images_with_faces']:>8,}",
@@ -402,11 +466,42 @@ def stats_table(result: dict) -> str:
         "",
     ]
     columns = {"all": result, **result["by_platform"]}
-    lines.append("emotion  " + "".join(f"{name:>17}" for name in columns))
-    for emotion in next(iter(columns.values()))["emotions"]:
-        cells = (summary["emotions"][emotion] for summary in columns.values())
-        lines.append(f"{emotion:<9}" + "".join(f"{cell['count']:>9,} {cell['share'] * 100:5.1f} %" for cell in cells))
-    lines.append("faces    " + "".join(f"{summary['faces']:>9,}        " for summary in columns.values()).rstrip())
+    header = "".join(f"{name + ('' if block['reliable'] else '*'):>{CELL}}" for name, block in columns.items())
+    lines.append("emotion  " + header)
+    for emotion in result["emotions"]:
+        cells = (block["emotions"][emotion] for block in columns.values())
+        lines.append(
+            f"{emotion:<9}"
+            + "".join(
+                f"{cell['count']:>9,} {cell['share'] * 100:5.1f} % {percent_range(cell['interval']):>10}"
+                for cell in cells
+            )
+        )
+    lines.append(
+        "faces    " + "".join(f"{block['faces']:>9,}" + " " * (CELL - 9) for block in columns.values()).rstrip()
+    )
+    statistics = result["statistics"]
+    if statistics["corrected"] is not None:
+        lines += [
+            "",
+            f"corrected for the classifier's errors ({statistics['corrected']['matrix']}): estimated true shares",
+        ]
+        for emotion in result["emotions"]:
+            cells = (block["emotions"][emotion]["corrected"] for block in columns.values())
+            lines.append(
+                f"{emotion:<9}"
+                + "".join(
+                    " " * (CELL - 19) + "-" * 19
+                    if cell is None
+                    else f"{cell['share'] * 100:>{CELL - 13}.1f} % {percent_range(cell['interval']):>10}"
+                    for cell in cells
+                )
+            )
+    elif statistics.get("note"):
+        lines += ["", statistics["note"]]
+    lines += ["", "95 % intervals (images as clusters); corrected: see docs/statistics.md"]
+    if not all(block["reliable"] for block in columns.values()):
+        lines.append(f"* fewer than {statistics['min_images']} images with faces: not reliable yet, read the intervals")
     return "\n".join(lines)
 
 

@@ -3,6 +3,7 @@ CSRF token, and a page on another origin trying to upload."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,23 @@ def batches(database: Database) -> int:
         return session.scalar(select(func.count()).select_from(Batch)) or 0
 
 
-def test_sign_in_as_reader_then_sign_out(page: Any, live: str, pg_database: Database) -> None:  # noqa: F811
+@pytest.fixture
+def strict_page(browser: Any) -> Iterator[Any]:  # noqa: F811
+    """A page with the server's Content-Security-Policy enforced; any violation fails the test."""
+    context = browser.new_context()
+    enforced = context.new_page()
+    enforced.set_default_timeout(20_000)
+    violations: list[str] = []
+    enforced.on("console", lambda msg: "Content Security Policy" in msg.text and violations.append(msg.text))
+    enforced.on("pageerror", lambda error: violations.append(str(error)))
+    yield enforced
+    context.close()
+    assert violations == []
+
+
+def test_sign_in_as_reader_then_sign_out(strict_page: Any, live: str, pg_database: Database) -> None:  # noqa: F811
+    """Under the real CSP: the pages run without inline script or eval."""
+    page = strict_page  # noqa: F811
     _, key = create_key(pg_database, "viewer", READ)
     page.goto(f"{live}/")
     page.wait_for_selector("#sign-in")

@@ -21,6 +21,8 @@ from db import UPLOAD, UPLOAD_URL_PREFIX, Database, Image, ImageFile
 from db.lifecycle import claim, record_failure, record_success, schedule_retry
 from workers.fetch import Fetched, FetchError, fetch_image
 from workers.imaging import DecodeError, decode_image
+from workers.logs import bind as bind_log_fields
+from workers.metrics import instrument_analyzer, timed
 from workers.privacy import preview_to_keep
 
 if TYPE_CHECKING:
@@ -43,7 +45,7 @@ def load_analyzer(settings: Settings) -> FaceAnalyzer:
     detector = FaceDetector(options=scan)
     analyzer = FaceAnalyzer(detector, EmotionClassifier(settings.model_path), max_faces=settings.max_faces)
     analyzer.warm_up()
-    return analyzer
+    return instrument_analyzer(analyzer)  # after warm-up, so tracing is not counted as detection
 
 
 @dataclass
@@ -68,6 +70,9 @@ class Outcome:
 
     status: str  # done, failed, retry or skipped
     retry_in: float | None = None
+    error_code: str | None = None  # why it failed or is retried
+    faces: int = 0
+    batch_id: int | None = None
 
 
 def retry_delay(attempt: int, settings: Settings, retry_after: float | None = None) -> float:
@@ -95,11 +100,15 @@ def process_image(image_id: int, ctx: WorkerContext) -> Outcome:
     image = claim(ctx.database, image_id)
     if image is None:
         return Outcome(SKIPPED)
+    bind_log_fields(batch_id=image.batch_id)
+    batch = image.batch_id
     try:
         started = time.perf_counter()
-        fetched = load_source(image, ctx)
+        with timed("fetch"):
+            fetched = load_source(image, ctx)
         fetched_at = time.perf_counter()
-        rgb = decode_image(fetched.content)
+        with timed("decode"):
+            rgb = decode_image(fetched.content)
         analysis = ctx.analyzer.analyze_image(rgb)
         faces = analysis.faces
         finished = time.perf_counter()
@@ -109,18 +118,19 @@ def process_image(image_id: int, ctx: WorkerContext) -> Outcome:
     except FetchError as exc:
         if exc.transient and image.attempts < ctx.settings.max_attempts:
             schedule_retry(ctx.database, image_id, exc.code, exc.message)
-            return Outcome(RETRY, retry_delay(image.attempts, ctx.settings, exc.retry_after))
+            delay = retry_delay(image.attempts, ctx.settings, exc.retry_after)
+            return Outcome(RETRY, delay, exc.code, batch_id=batch)
         record_failure(ctx.database, image_id, exc.code, exc.message)
-        return Outcome(FAILED)
+        return Outcome(FAILED, error_code=exc.code, batch_id=batch)
     except DecodeError as exc:
         record_failure(ctx.database, image_id, exc.code, exc.message)
-        return Outcome(FAILED)
+        return Outcome(FAILED, error_code=exc.code, batch_id=batch)
     except OperationalError:
         raise  # the database, not the image, is at fault: the task retries
     except Exception as exc:
         log.exception("image %s failed unexpectedly", image_id)
         record_failure(ctx.database, image_id, "internal_error", f"{exc.__class__.__name__}: {exc}")
-        return Outcome(FAILED)
+        return Outcome(FAILED, error_code="internal_error", batch_id=batch)
     details = {
         "width": int(rgb.shape[1]),
         "height": int(rgb.shape[0]),
@@ -132,5 +142,8 @@ def process_image(image_id: int, ctx: WorkerContext) -> Outcome:
         "min_face_px": analysis.min_face_px,
         "scan_capped": analysis.scan_capped,
     }
-    record_success(ctx.database, image_id, faces, details, preview, low_resolution_px=ctx.settings.low_resolution_px)
-    return Outcome(DONE)
+    with timed("store"):
+        record_success(
+            ctx.database, image_id, faces, details, preview, low_resolution_px=ctx.settings.low_resolution_px
+        )
+    return Outcome(DONE, faces=len(faces), batch_id=batch)

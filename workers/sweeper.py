@@ -23,6 +23,8 @@ from db import Database, Image
 from db.lifecycle import delete_before, give_up, prune_previews, requeue
 from db.schema import utcnow
 from workers.celery_app import QUEUE, publish_images
+from workers.metrics import record_sweep
+from workers.webhooks import sweep_callbacks
 
 log = logging.getLogger(__name__)
 
@@ -73,17 +75,21 @@ def sweep(database: Database, settings: Settings, *, queue_is_empty: bool, now: 
     return report
 
 
-def broker_queue_is_empty(app: Celery) -> bool:
-    """True only if the broker answers that the task queue holds no message."""
+def queue_length(app: Celery) -> int | None:
+    """Messages in the task queue as the broker tells it; None if the broker cannot be asked."""
     try:
         with app.connection_for_read() as connection:
-            return connection.default_channel.queue_declare(queue=QUEUE, passive=True).message_count == 0
+            return connection.default_channel.queue_declare(queue=QUEUE, passive=True).message_count
     except Exception as exc:
         if str(getattr(exc, "reply_code", "")) == "404":  # no such queue (e.g. a restarted broker): no messages
-            return True
-        # an unreachable broker: do not guess
-        log.warning("sweeper: cannot read the queue length: %s", exc)
-        return False
+            return 0
+        log.warning("cannot read the queue length: %s", exc)
+        return None
+
+
+def broker_queue_is_empty(app: Celery) -> bool:
+    """True only if the broker answers that the task queue holds no message (an unreachable one: do not guess)."""
+    return queue_length(app) == 0
 
 
 def sweep_and_publish(app: Celery, database: Database, settings: Settings) -> SweepReport:
@@ -92,6 +98,8 @@ def sweep_and_publish(app: Celery, database: Database, settings: Settings) -> Sw
         publish_images(app, report.requeued)
     if report.requeued or report.gave_up:
         log.warning("sweeper: requeued %s, gave up on %s", report.requeued, report.gave_up)
+    record_sweep(len(report.requeued), len(report.gave_up), report.previews_pruned)
+    sweep_callbacks(app, database, grace=settings.queued_timeout)
     return report
 
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 
 from celery import shared_task
-from celery.signals import worker_process_init, worker_ready
+from celery.signals import task_postrun, task_prerun, worker_process_init, worker_ready
 from sqlalchemy.exc import OperationalError
 
+from core.vocabulary import DONE, FAILED
 from db import Database
+from workers import logs, webhooks
 from workers.celery_app import ANALYZE_IMAGE, SocialferCelery, publish_images
+from workers.metrics import IMAGE_RETRIES, record_attempt, serve_worker_metrics
 from workers.pipeline import WorkerContext, load_analyzer, process_image
 from workers.sweeper import start_sweeper
 
@@ -39,7 +42,23 @@ def warm_up(sender=None, **_kwargs) -> None:
 def begin_sweeping(sender=None, **_kwargs) -> None:
     app = sender.app
     if isinstance(app, SocialferCelery):
+        serve_worker_metrics(app, app.settings)
         start_sweeper(app, app.settings)
+
+
+@task_prerun.connect
+def bind_log_fields(task_id=None, task=None, args=(), **_kwargs) -> None:
+    """Every line logged while the task runs, Celery's "succeeded" included, names its image (workers.logs)."""
+    first = args[0] if args else None
+    if task is not None and task.name == ANALYZE_IMAGE:
+        logs.begin_task(task_id, image_id=first)
+    else:
+        logs.begin_task(task_id, batch_id=first)
+
+
+@task_postrun.connect
+def unbind_log_fields(**_kwargs) -> None:
+    logs.end_task()
 
 
 @shared_task(
@@ -53,7 +72,30 @@ def begin_sweeping(sender=None, **_kwargs) -> None:
     max_retries=12,
 )
 def analyze_image(self, image_id: int) -> str:
-    outcome = process_image(image_id, worker_context(self.app))
+    try:
+        outcome = process_image(image_id, worker_context(self.app))
+    except OperationalError:
+        IMAGE_RETRIES.labels("database").inc()
+        logs.bind(outcome="retry")
+        raise
+    logs.bind(outcome=outcome.status)
+    record_attempt(outcome.status, outcome.error_code, outcome.faces)
     if outcome.retry_in is not None:
+        IMAGE_RETRIES.labels(outcome.error_code or "unknown").inc()
         publish_images(self.app, [image_id], countdown=outcome.retry_in)
+    if outcome.status in (DONE, FAILED) and outcome.batch_id is not None:
+        webhooks.start_if_batch_ended(self.app, worker_context(self.app).database, outcome.batch_id)
     return outcome.status
+
+
+@shared_task(
+    name=webhooks.DELIVER_CALLBACK, bind=True, autoretry_for=(OperationalError,), retry_backoff=2, max_retries=12
+)
+def deliver_callback(self, batch_id: int) -> str:
+    """One attempt at a batch's callback; the next one is published with its backoff as countdown."""
+    context = worker_context(self.app)
+    delay = webhooks.deliver(context.database, context.settings, batch_id)
+    if delay is not None:
+        webhooks.publish(self.app, [batch_id], countdown=delay)
+        return "retry"
+    return "settled"
