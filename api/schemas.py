@@ -794,6 +794,7 @@ class SideFilters(Schema):
 
 class CompareSide(Summary):
     filters: SideFilters = Field(description="The set's filters, shared and own together.")
+    faces_left_out: Count = Field(description="Faces of the set that `min_face_px` and `uncertain` leave out.")
 
 
 class ShareDifference(Schema):
