@@ -243,14 +243,20 @@ def finetune(cfg: FinetuneConfig) -> dict:
     return json.loads(state_file.read_text())
 
 
-def averaged_candidate(run_dir: Path, count: int, mixed_images: np.ndarray, stages=DEFAULT_STAGES) -> keras.Model:
-    """A float32 net holding the mean of the run's last `count` snapshots, batch norm recalibrated on `mixed_images`."""
+def averaged_candidate(
+    run_dir: Path, count: int, recalibration_images: np.ndarray | None, stages=DEFAULT_STAGES
+) -> keras.Model:
+    """A float32 net holding the mean of the run's last `count` snapshots.
+
+    With `recalibration_images` its batch-norm statistics are recomputed on those (clean) faces:
+    a mean of weights needs its own, and a single epoch's were gathered on degraded batches.
+    """
     keras.mixed_precision.set_global_policy("float32")
     net = build_emotion_cnn(stages)
     kept = snapshots(run_dir)
     if count > len(kept):
         raise ValueError(f"{run_dir} has {len(kept)} snapshots, not {count}")
     net.set_weights(average_weights(net, kept[-count:]))
-    if count > 1:
-        recalibrate_batch_norm(net, mixed_images)
+    if recalibration_images is not None:
+        recalibrate_batch_norm(net, recalibration_images)
     return net

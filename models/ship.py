@@ -192,13 +192,11 @@ def ship_finetuned(cfg: FinetuneConfig, output: Path, average_counts: Sequence[i
     # keep the export short on a shared CPU.
     sample = mixed.images[np.random.default_rng(cfg.seed).permutation(len(mixed))[:RECALIBRATION_FACES]]
     kept = len(snapshots(cfg.run_dir))
-    candidates = {
-        ("last epoch" if count == 1 else f"mean of the last {count} epochs' weights"): averaged_candidate(
-            cfg.run_dir, count, sample, cfg.stages
-        )
-        for count in sorted({1, *average_counts})
-        if count <= kept
-    }
+    candidates = {"last epoch": averaged_candidate(cfg.run_dir, 1, None, cfg.stages)}
+    for count in sorted({1, *average_counts}):
+        if count <= kept:
+            name = f"mean of the last {count} epochs' weights" if count > 1 else "last epoch, batch norm on clean faces"
+            candidates[name] = averaged_candidate(cfg.run_dir, count, sample, cfg.stages)
     output.parent.mkdir(parents=True, exist_ok=True)
     choosing = evaluation_sets(cfg.data, cfg.wild, CHOOSING_SETS)
     selection = choose(candidates, cfg.run_dir / "candidate.keras", output, choosing)
