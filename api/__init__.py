@@ -7,17 +7,49 @@ so the API process never loads TensorFlow or the worker code.
 from __future__ import annotations
 
 from flask import Flask
+from werkzeug.routing import IntegerConverter, Map
 
-from api import auth, batches, docs, faces, health, images, pages, queue, stats, uploads
+from api import audit, batches, docs, faces, health, images, keys, metrics, pages, queue, session, stats, uploads
+from api.auth import register_auth
 from api.context import SETTINGS_KEY
 from api.errors import register_error_handlers
-from api.params import IdConverter
+from api.openapi import ApiApp
+from api.schemas import MAX_ID
+from api.security import init_security, limit_writes
+from core.settings import Settings, load_settings
 from db import Database
-from socialfer.settings import Settings, load_settings
 from workers.celery_app import celery_init_app
 
-BLUEPRINTS = (batches.bp, uploads.bp, images.bp, faces.bp, stats.bp, queue.bp, health.bp, docs.bp, pages.bp)
+BLUEPRINTS = (
+    batches.bp,
+    uploads.bp,
+    images.bp,
+    faces.bp,
+    stats.bp,
+    queue.bp,
+    health.bp,
+    docs.bp,
+    pages.bp,
+    session.bp,
+    keys.bp,
+    audit.bp,
+)
+RATE_LIMITED_WRITES = [
+    "batches.create_batch",
+    "uploads.create_upload",
+    "batches.delete_batch_route",
+    "images.delete_image_route",
+    "keys.create_key_route",
+    "keys.revoke_key_route",
+]
 BODY_OVERHEAD = 64 * 1024  # JSON punctuation, name and platform around the URLs
+
+
+class IdConverter(IntegerConverter):
+    """`<id:name>` in routes: a positive id that fits the column; anything else is a 404."""
+
+    def __init__(self, url_map: Map) -> None:
+        super().__init__(url_map, min=1, max=MAX_ID)
 
 
 def max_body_size(settings: Settings) -> int:
@@ -27,7 +59,7 @@ def max_body_size(settings: Settings) -> int:
 
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or load_settings()
-    app = Flask(__name__)
+    app = ApiApp(__name__)
     app.config[SETTINGS_KEY] = settings
     app.config["MAX_CONTENT_LENGTH"] = max_body_size(settings)
     app.json.sort_keys = False  # keep emotions in model order and fields in documented order
@@ -35,7 +67,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["db"] = Database(settings.database_url)
     celery_init_app(app, settings)
     register_error_handlers(app)
-    app.before_request(auth.require_api_key)
+    metrics.init_app(app)  # first, so its timer covers the other hooks
+    register_auth(app)  # before the origin check and the rate limits, which need to know the caller
+    limiter = init_security(app, settings)
     for blueprint in BLUEPRINTS:
-        app.register_blueprint(blueprint)
+        app.register_api(blueprint)
+    limit_writes(app, limiter, settings, RATE_LIMITED_WRITES)
     return app

@@ -4,34 +4,39 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, current_app, jsonify, request, url_for
-from sqlalchemy import delete, insert
+from flask import Response, current_app, jsonify, url_for
+from flask_openapi3 import APIBlueprint
 
-from api.context import celery, database, settings
+from api import schemas
+from api.auth import actor_name
+from api.context import celery, database
 from api.errors import ApiError
-from api.params import choice_arg, int_arg, page_size_arg, window_args
+from api.openapi import (
+    BROKER_UNAVAILABLE,
+    DATA_ROUTE_ERRORS,
+    NOT_FOUND,
+    PAYLOAD_TOO_LARGE,
+    READ_ERRORS,
+    TAGS,
+    WRITE_ERRORS,
+    WRITE_SECURITY,
+    error_answer,
+)
 from api.platforms import infer_platform
+from api.schemas import page_size
 from api.serialize import batch_json, image_json
-from db import IMAGE_STATES, PLATFORMS, QUEUED, UPLOAD, Batch, Image, ImageFile
+from db import Batch
+from db.access import audit
+from db.lifecycle import NewImage, UploadedFile, delete_batch, store_batch, withdraw_batch
 from db.queries import batch_counts, images_page, latest_batches
-from db.schema import utcnow
-from socialfer.settings import Settings
 from workers.celery_app import publish_images
 
-bp = Blueprint("batches", __name__, url_prefix="/api/v1")
-
-MAX_NAME_LENGTH = 200  # Batch.name is VARCHAR(200)
-URL_SCHEMES = ("http", "https")
-
-
-@dataclass(frozen=True)
-class UploadedFile:
-    """An image sent as a file: stored with its image row, read back by the worker."""
-
-    data: bytes
-    content_type: str
+bp = APIBlueprint(
+    "batches", __name__, url_prefix="/api/v1", abp_tags=[TAGS["batches"]], abp_responses=DATA_ROUTE_ERRORS
+)
+# What a submission may answer besides 202, for POST /batches and POST /uploads alike.
+SUBMIT_ERRORS: dict[int, Any] = {**WRITE_ERRORS, 413: PAYLOAD_TOO_LARGE, 503: BROKER_UNAVAILABLE}
 
 
 @dataclass(frozen=True)
@@ -40,94 +45,7 @@ class NewBatch:
     platform: str | None
     name: str | None
     files: list[UploadedFile] = field(default_factory=list)  # for uploads: one per URL, in order
-
-
-def url_problem(url: object, max_length: int) -> str | None:
-    """Why `url` cannot be fetched, or None if it can; the worker decides about private hosts."""
-    if not isinstance(url, str):
-        return "must be a string"
-    if len(url) > max_length:
-        return f"longer than {max_length} characters"
-    if any(ord(char) <= 0x20 or ord(char) == 0x7F for char in url):
-        return "contains whitespace or control characters"
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a malformed port
-    except ValueError as exc:
-        return f"not a valid URL ({exc})"
-    if parts.scheme.lower() not in URL_SCHEMES:
-        return "scheme must be http or https"
-    if not parts.hostname:
-        return "has no host"
-    return None
-
-
-def parse_new_batch(body: Any, config: Settings) -> NewBatch:
-    """Validate the whole request before anything is stored, so a rejected batch leaves no trace."""
-    if not isinstance(body, dict):
-        raise ApiError(400, "invalid_json", "the body must be a JSON object (Content-Type: application/json)")
-    urls = body.get("urls")
-    if not isinstance(urls, list):
-        raise ApiError(400, "invalid_urls", "urls: required, a list of image URLs")
-    if not 1 <= len(urls) <= config.max_batch_urls:
-        raise ApiError(400, "invalid_urls", f"urls: must hold 1 to {config.max_batch_urls} URLs, got {len(urls)}")
-    for index, url in enumerate(urls):
-        problem = url_problem(url, config.max_url_length)
-        if problem:
-            raise ApiError(400, "invalid_url", f"urls[{index}]: {problem}")
-    return NewBatch(urls=urls, platform=parse_platform(body.get("platform")), name=parse_name(body.get("name")))
-
-
-def parse_platform(platform: Any) -> str | None:
-    if platform is not None and platform not in PLATFORMS:
-        raise ApiError(400, "invalid_platform", f"platform: must be one of {', '.join(PLATFORMS)}")
-    return platform
-
-
-def parse_name(name: Any) -> str | None:
-    """A batch label; blank means none."""
-    if name is not None and (not isinstance(name, str) or len(name) > MAX_NAME_LENGTH):
-        raise ApiError(400, "invalid_name", f"name: must be a string of at most {MAX_NAME_LENGTH} characters")
-    return (name or "").strip() or None
-
-
-def store_batch(new: NewBatch) -> tuple[int, list[int]]:
-    """The batch, its images and any uploaded bytes in one transaction; returns the ids in URL order."""
-    created = utcnow()
-    with database().session() as session:
-        batch = Batch(name=new.name, platform=new.platform, total=len(new.urls), created_at=created)
-        session.add(batch)
-        session.flush()
-        rows = [
-            {
-                "batch_id": batch.id,
-                "url": url,
-                "platform": new.platform or infer_platform(url),
-                "status": QUEUED,
-                "created_at": created,
-            }
-            for url in new.urls
-        ]
-        image_ids = session.scalars(insert(Image).returning(Image.id, sort_by_parameter_order=True), rows).all()
-        if new.files:
-            files = [
-                {
-                    "image_id": image_id,
-                    "kind": UPLOAD,
-                    "content_type": file.content_type,
-                    "data": file.data,
-                    "created_at": created,
-                }
-                for image_id, file in zip(image_ids, new.files, strict=True)
-            ]
-            session.execute(insert(ImageFile), files)
-        return batch.id, list(image_ids)
-
-
-def delete_batch(batch_id: int) -> None:
-    """Undo a batch whose tasks could not be published; its images and faces go by ON DELETE CASCADE."""
-    with database().session() as session:
-        session.execute(delete(Batch).where(Batch.id == batch_id))
+    callback_url: str | None = None  # POSTed the batch's summary when it ends (workers/webhooks.py)
 
 
 def batch_or_404(batch_id: int) -> dict[str, Any]:
@@ -143,51 +61,107 @@ def accept_batch(new: NewBatch) -> tuple[Response, int, dict[str, str]]:
 
     If the broker cannot take the tasks the batch is deleted again, so a 503 leaves no trace.
     """
-    batch_id, image_ids = store_batch(new)
+    uploads = new.files or [None] * len(new.urls)
+    images = [
+        NewImage(url, new.platform or infer_platform(url), upload)
+        for url, upload in zip(new.urls, uploads, strict=True)
+    ]
+    batch_id, image_ids = store_batch(
+        database(), images, name=new.name, platform=new.platform, callback_url=new.callback_url
+    )
     try:
         publish_images(celery(), image_ids)
     except Exception as exc:
         current_app.logger.warning("broker unavailable, batch %s withdrawn: %s", batch_id, exc)
-        delete_batch(batch_id)
+        withdraw_batch(database(), batch_id)
         raise ApiError(503, "broker_unavailable", "job queue unavailable; nothing was stored, retry later") from exc
+    audit(database(), actor_name(), "upload" if new.files else "submit", f"batch {batch_id}", len(image_ids))
     return jsonify(batch_or_404(batch_id)), 202, {"Location": url_for("batches.get_batch", batch_id=batch_id)}
 
 
-@bp.post("/batches")
-def create_batch() -> tuple[Response, int, dict[str, str]]:
-    return accept_batch(parse_new_batch(request.get_json(silent=True), settings()))
+@bp.post(
+    "/batches",
+    operation_id="createBatch",
+    summary="Submit a batch of image URLs",
+    description="Validates the whole request, stores the batch and its images (status `queued`) in one transaction, "
+    "then queues one analysis task per image. A rejected request stores nothing. Each image's platform is the "
+    "request's `platform` if given, else inferred from the URL's host.",
+    security=WRITE_SECURITY,
+    responses={
+        202: schemas.BatchAccepted,
+        400: error_answer(
+            "Invalid request. Codes: `invalid_json` (body not a JSON object), `invalid_urls` (missing, not a list, "
+            "empty or too many), `invalid_url` (message starts with `urls[<index>]:`), `invalid_platform`, "
+            "`invalid_name`, `invalid_callback_url`."
+        ),
+        **SUBMIT_ERRORS,
+    },
+)
+def create_batch(body: schemas.BatchCreate) -> tuple[Response, int, dict[str, str]]:
+    return accept_batch(
+        NewBatch(urls=body.urls, platform=body.platform, name=body.name, callback_url=body.callback_url)
+    )
 
 
-@bp.get("/batches")
-def list_batches() -> Response:
-    limit = page_size_arg("limit")
-    filters = window_args()
+@bp.get(
+    "/batches",
+    operation_id="listBatches",
+    summary="Recent batches, newest first",
+    description="Filtered like the dashboard: `platform` keeps batches with at least one image on that platform; "
+    "`batch_id` keeps that batch; `since`/`until` bound the time the batch was created.",
+    responses={200: schemas.BatchList, **READ_ERRORS},
+)
+def list_batches(query: schemas.BatchListQuery) -> Response:
     with database().session() as session:
-        batches = latest_batches(session, limit, **filters)
+        batches = latest_batches(session, page_size(query.limit), query.filters())
         counts = batch_counts(session, [batch.id for batch in batches])
         return jsonify({"items": [batch_json(batch, counts[batch.id]) for batch in batches]})
 
 
-@bp.get("/batches/<id:batch_id>")
-def get_batch(batch_id: int) -> Response:
-    return jsonify(batch_or_404(batch_id))
+@bp.get(
+    "/batches/<id:batch_id>",
+    operation_id="getBatch",
+    summary="A batch and its progress",
+    responses={200: schemas.Batch, 404: NOT_FOUND},
+)
+def get_batch(path: schemas.BatchPath) -> Response:
+    return jsonify(batch_or_404(path.batch_id))
 
 
-@bp.get("/batches/<id:batch_id>/images")
-def list_batch_images(batch_id: int) -> Response:
-    page = int_arg("page") or 1
-    per_page = page_size_arg("per_page")
-    status = choice_arg("status", IMAGE_STATES)
+@bp.get(
+    "/batches/<id:batch_id>/images",
+    operation_id="listBatchImages",
+    summary="A batch's images with their faces, by id, one page at a time",
+    responses={200: schemas.ImagePage, **READ_ERRORS, 404: NOT_FOUND},
+)
+def list_batch_images(path: schemas.BatchPath, query: schemas.BatchImagesQuery) -> Response:
+    per_page = page_size(query.per_page)
     with database().session() as session:
-        if session.get(Batch, batch_id) is None:
-            raise ApiError(404, "not_found", f"batch {batch_id} not found")
-        images, total = images_page(session, batch_id, status=status, page=page, per_page=per_page)
+        if session.get(Batch, path.batch_id) is None:
+            raise ApiError(404, "not_found", f"batch {path.batch_id} not found")
+        images, total = images_page(session, path.batch_id, status=query.status, page=query.page, per_page=per_page)
         return jsonify(
             {
                 "items": [image_json(image) for image in images],
-                "page": page,
+                "page": query.page,
                 "per_page": per_page,
                 "total": total,
                 "pages": -(-total // per_page),
             }
         )
+
+
+@bp.delete(
+    "/batches/<id:batch_id>",
+    operation_id="deleteBatch",
+    summary="Erase a batch (admin): its images, faces, previews and upload bytes",
+    description="The stats and rollups follow at once. Recorded in the audit log.",
+    security=WRITE_SECURITY,
+    responses={200: schemas.Deleted, 404: NOT_FOUND, **WRITE_ERRORS},
+)
+def delete_batch_route(path: schemas.BatchPath) -> Response:
+    images = delete_batch(database(), path.batch_id)
+    if images is None:
+        raise ApiError(404, "not_found", f"batch {path.batch_id} not found")
+    audit(database(), actor_name(), "delete_batch", f"batch {path.batch_id}", images)
+    return jsonify({"id": path.batch_id, "deleted": True, "images": images})

@@ -5,8 +5,8 @@ from __future__ import annotations
 from celery import Celery
 from flask import current_app
 
+from core.settings import Settings
 from db import Database
-from socialfer.settings import Settings
 
 SETTINGS_KEY = "SOCIALFER"
 

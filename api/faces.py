@@ -6,30 +6,37 @@ import csv
 import io
 import json
 from collections.abc import Iterable, Iterator
-from typing import Any
 
-from flask import Blueprint, Response, jsonify, stream_with_context
+from flask import Response, jsonify, stream_with_context
+from flask_openapi3 import APIBlueprint
 
+from api import schemas
 from api.context import database
-from api.params import choice_arg, int_arg, page_size_arg, window_args
+from api.openapi import DATA_ROUTE_ERRORS, READ_ERRORS, TAGS
+from api.schemas import page_size
 from api.serialize import EXPORT_FIELDS, export_json, export_row, face_json
 from db import Face
 from db.queries import faces_for_export, faces_page
 from db.schema import utcnow
-from models.labels import EMOTIONS
 
-bp = Blueprint("faces", __name__, url_prefix="/api/v1")
+bp = APIBlueprint("faces", __name__, url_prefix="/api/v1", abp_tags=[TAGS["faces"]], abp_responses=DATA_ROUTE_ERRORS)
 
 EXPORT_TYPES = {"csv": "text/csv; charset=utf-8", "json": "application/json"}
 
 
-@bp.get("/faces")
-def list_faces() -> Response:
-    filters = window_args()
-    emotion = choice_arg("emotion", EMOTIONS)
-    limit, cursor = page_size_arg("limit"), int_arg("cursor")
+@bp.get(
+    "/faces",
+    operation_id="listFaces",
+    summary="Faces, newest first, filtered, with keyset pagination",
+    description="Pass `next_cursor` from a page as `cursor` to get the next one; null means the last page.",
+    responses={200: schemas.FacePage, **READ_ERRORS},
+)
+def list_faces(query: schemas.FaceListQuery) -> Response:
+    limit = page_size(query.limit)
     with database().session() as session:
-        faces, next_cursor = faces_page(session, emotion=emotion, limit=limit, cursor=cursor, **filters)
+        faces, next_cursor = faces_page(
+            session, query.filters(), emotion=query.emotion, limit=limit, cursor=query.cursor
+        )
         return jsonify({"items": [face_json(face, listing=True) for face in faces], "next_cursor": next_cursor})
 
 
@@ -57,16 +64,22 @@ def json_chunks(rows: Iterable[tuple[Face, str]]) -> Iterator[str]:
     yield "\n]\n"
 
 
-@bp.get("/faces/export")
-def export_faces() -> Response:
+@bp.get(
+    "/faces/export",
+    operation_id="exportFaces",
+    summary="Every face under the filters, as a CSV or JSON download",
+    description=f"Newest first, streamed. CSV columns: {', '.join(EXPORT_FIELDS)} (box `x, y, w, h` in original "
+    "pixels). JSON: an array of `ExportedFace`.",
+    responses={200: schemas.FaceExport, **READ_ERRORS},
+)
+def export_faces(query: schemas.FaceExportQuery) -> Response:
     """Every face under the filters, as a download: streamed, so its size is not bounded by memory."""
-    filters: dict[str, Any] = {**window_args(), "emotion": choice_arg("emotion", EMOTIONS)}
-    export_format = choice_arg("format", EXPORT_TYPES) or "csv"
+    filters, emotion, export_format = query.filters(), query.emotion, query.format
     db = database()
 
     def rows() -> Iterator[tuple[Face, str]]:
         with db.session() as session:
-            yield from faces_for_export(session, **filters)
+            yield from faces_for_export(session, filters, emotion)
 
     chunks = csv_chunks(rows()) if export_format == "csv" else json_chunks(rows())
     filename = f"socialfer-faces-{utcnow():%Y%m%dT%H%M%SZ}.{export_format}"

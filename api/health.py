@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Response, current_app, jsonify
+from flask_openapi3 import APIBlueprint
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from api import schemas
 from api.context import database
+from api.openapi import TAGS
 
-bp = Blueprint("health", __name__)
+bp = APIBlueprint("health", __name__, abp_tags=[TAGS["service"]])
+UNHEALTHY = {
+    "description": "The database is unreachable.",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}},
+}
 
 
-@bp.get("/healthz")
+@bp.get(
+    "/healthz",
+    operation_id="health",
+    summary="Liveness: the API answers and its database runs `SELECT 1`",
+    responses={200: schemas.Health, 503: UNHEALTHY},
+)
 def healthz() -> tuple[Response, int]:
     try:
         with database().engine.connect() as connection:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from db import DONE, PROCESSING, QUEUED, Batch, Face, Image
-from db.queries import as_utc
-from models.labels import EMOTIONS
+from core.vocabulary import DONE, EMOTIONS, PROCESSING, QUEUED
+from db import Batch, Face, Image
+from db.windows import as_utc
 
 
 def iso(value: datetime | None) -> str | None:
@@ -35,6 +35,19 @@ def batch_json(batch: Batch, counts: dict[str, int]) -> dict[str, Any]:
         "total": batch.total,
         **counts,
         "status": batch_status(counts, batch.total),
+        "callback": callback_json(batch),
+    }
+
+
+def callback_json(batch: Batch) -> dict[str, Any] | None:
+    """The batch-end callback's delivery state; null when none was asked for."""
+    if not batch.callback_url:
+        return None
+    return {
+        "state": batch.callback_state,
+        "attempts": batch.callback_attempts or 0,
+        "last_status": batch.callback_last_status,
+        "last_error": batch.callback_last_error,
     }
 
 

@@ -6,19 +6,27 @@ can read them; the image's URL is `upload:<file name>`.
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, request
+from flask import Response, request
+from flask_openapi3 import APIBlueprint
+from pydantic import ValidationError
 from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.utils import secure_filename
 
-from api.batches import MAX_NAME_LENGTH, NewBatch, UploadedFile, accept_batch, parse_name, parse_platform
+from api import schemas
+from api.batches import SUBMIT_ERRORS, NewBatch, accept_batch
 from api.context import settings
 from api.errors import ApiError
+from api.openapi import DATA_ROUTE_ERRORS, TAGS, WRITE_SECURITY, error_answer, reject
+from api.schemas import MAX_NAME_LENGTH
+from core.settings import Settings
 from db import UPLOAD_URL_PREFIX
-from socialfer.settings import Settings
+from db.lifecycle import UploadedFile
 from workers.formats import SNIFF_BYTES, sniff_image_type
 
-bp = Blueprint("uploads", __name__, url_prefix="/api/v1")
+bp = APIBlueprint(
+    "uploads", __name__, url_prefix="/api/v1", abp_tags=[TAGS["batches"]], abp_responses=DATA_ROUTE_ERRORS
+)
 
 MIB = 1024 * 1024
 MAX_UPLOAD_REQUEST = 256 * MIB  # one request's body, whatever the per-file and per-batch limits allow
@@ -64,7 +72,50 @@ def form_files(config: Settings) -> list[FileStorage]:
         ) from None
 
 
-@bp.post("/uploads")
+def form_fields(files: list[FileStorage]) -> schemas.UploadForm:
+    """The form validated by its schema, read by hand rather than by flask-openapi3, whose form reader
+    would parse text fields as JSON (a name "123" would become a number) and read the files under the
+    global body limit."""
+    fields = {
+        "files": files,
+        "platform": request.form.get("platform") or None,
+        "name": request.form.get("name"),
+        "callback_url": request.form.get("callback_url") or None,
+    }
+    try:
+        return schemas.UploadForm.model_validate(fields)
+    except ValidationError as exc:
+        reject(exc)
+
+
+@bp.post(
+    "/uploads",
+    operation_id="createUpload",
+    summary="Submit photos as files: one batch, through the same queue as URLs",
+    description="Every file is checked before anything is stored: its first bytes must be a JPEG, PNG, GIF, WebP, "
+    "BMP or TIFF signature, and it must fit the per-image byte limit (`SOCIALFER_MAX_IMAGE_BYTES`). Then the "
+    "batch, its images (URL `upload:<file name>`, made safe) and the files' bytes are stored in one transaction "
+    "and one analysis task per image is queued. Platform is the `platform` field, else `other`.",
+    security=WRITE_SECURITY,
+    openapi_extensions={
+        "requestBody": {
+            "required": True,
+            "content": {"multipart/form-data": {"schema": schemas.UploadForm.model_json_schema()}},
+        }
+    },
+    responses={
+        202: schemas.BatchAccepted,
+        400: error_answer(
+            "Invalid request. Codes: `invalid_files` (no `files` part, or more than the batch limit), `invalid_file` "
+            "(not an image of a supported format; the message names the file), `invalid_platform`, `invalid_name`."
+        ),
+        **SUBMIT_ERRORS,
+        413: error_answer(
+            "`file_too_large` (one file over the per-image limit; the message names it) or `payload_too_large` (the "
+            "request over the upload limit: the batch limit times the per-image limit, at most 256 MiB)."
+        ),
+    },
+)
 def create_upload() -> tuple[Response, int, dict[str, str]]:
     """Validate every file before storing any, then store, publish and answer as `POST /batches` does."""
     config = settings()
@@ -77,10 +128,12 @@ def create_upload() -> tuple[Response, int, dict[str, str]]:
             f"got {len(files)}",
         )
     uploads = [read_upload(storage, index, config.max_image_bytes) for index, storage in enumerate(files)]
+    form = form_fields(files)
     new = NewBatch(
         urls=[upload_url(storage.filename, index) for index, storage in enumerate(files)],
-        platform=parse_platform(request.form.get("platform") or None),
-        name=parse_name(request.form.get("name")),
+        platform=form.platform,
+        name=form.name,
         files=uploads,
+        callback_url=form.callback_url,
     )
     return accept_batch(new)

@@ -23,8 +23,10 @@ from typing import Any
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
+from core.filters import Filters
 from db import Database, Face
-from db.queries import as_utc, faces_page, stats, timeline
+from db.queries import faces_page, stats, timeline
+from db.windows import as_utc
 
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1/socialfer_bench_1m"
 NODE = re.compile(r"^\s*(?:->\s+)?(?P<node>[A-Z][^(]*?)\s+\(cost=")
@@ -91,19 +93,22 @@ def cases(session: Session) -> dict[str, Callable[[Session], Any]]:
     batch = session.scalar(select(Face.batch_id).where(Face.id == middle))
     week = newest - timedelta(days=7)
     since, until = newest - timedelta(days=30, minutes=-17), newest - timedelta(days=16, minutes=-41)
+    window = Filters(since=since, until=until)
     return {
         "stats": lambda s: stats(s),
-        "stats platform=instagram": lambda s: stats(s, platform="instagram"),
-        f"stats batch_id={batch}": lambda s: stats(s, batch_id=batch),
-        "stats since=7 days back": lambda s: stats(s, since=week),
-        "stats since/until (2 weeks, 30 days back)": lambda s: stats(s, since=since, until=until),
+        "stats platform=instagram": lambda s: stats(s, Filters(platform="instagram")),
+        f"stats batch_id={batch}": lambda s: stats(s, Filters(batch_id=batch)),
+        "stats since=7 days back": lambda s: stats(s, Filters(since=week)),
+        "stats since/until (2 weeks, 30 days back)": lambda s: stats(s, window),
         "timeline": lambda s: timeline(s),
         "faces first page": lambda s: faces_page(s, limit=50),
         f"faces page cursor={middle}": lambda s: faces_page(s, limit=50, cursor=middle),
         f"faces emotion=disgust cursor={middle}": lambda s: faces_page(s, limit=50, emotion="disgust", cursor=middle),
-        "faces since/until (2 weeks, 30 days back)": lambda s: faces_page(s, limit=50, since=since, until=until),
+        "faces since/until (2 weeks, 30 days back)": lambda s: faces_page(
+            s, Filters(since=since, until=until), limit=50
+        ),
         "faces until 60 days back, platform=facebook": lambda s: faces_page(
-            s, limit=50, platform="facebook", until=newest - timedelta(days=60)
+            s, Filters(platform="facebook", until=newest - timedelta(days=60)), limit=50
         ),
     }
 

@@ -28,9 +28,9 @@ import numpy as np
 import psycopg
 from sqlalchemy import create_engine, make_url, text
 
+from core.vocabulary import DONE, EMOTIONS, FAILED, PLATFORMS, PROCESSING, QUEUED
 from db.migrate import upgrade
-from db.schema import DONE, FAILED, PLATFORMS, PROCESSING, QUEUED, Base
-from models.labels import EMOTIONS
+from db.schema import Base
 
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1/socialfer_bench_1m"
 DEFAULT_END = "2026-11-01T00:00:00Z"  # fixed, so a seed always gives the same rows

@@ -41,11 +41,11 @@ import keras
 import numpy as np
 from resolution import PREVIOUS_COMMIT, previous_model  # bench/resolution.py
 
+from core.vocabulary import EMOTIONS
 from models.calibration import expected_calibration_error, share_distance
 from models.classifier import EmotionClassifier
 from models.data import Split, default_data_path, file_sha256, load_split
 from models.evaluate import metrics
-from models.labels import EMOTIONS
 from models.resolution import SIDES, low_resolution_threshold, resolution_curve
 from models.wild import DEFAULT_WILD_PATH, load_wild
 

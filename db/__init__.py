@@ -1,13 +1,7 @@
 """Persistence: the SQLAlchemy schema, sessions, migrations and the queries the API serves."""
 
 from db.schema import (
-    DONE,
-    FAILED,
-    IMAGE_STATES,
-    PLATFORMS,
     PREVIEW,
-    PROCESSING,
-    QUEUED,
     UPLOAD,
     UPLOAD_URL_PREFIX,
     Base,
@@ -19,13 +13,7 @@ from db.schema import (
 from db.session import Database
 
 __all__ = [
-    "DONE",
-    "FAILED",
-    "IMAGE_STATES",
-    "PLATFORMS",
     "PREVIEW",
-    "PROCESSING",
-    "QUEUED",
     "UPLOAD",
     "UPLOAD_URL_PREFIX",
     "Base",

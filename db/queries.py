@@ -11,44 +11,38 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import reduce
 from typing import Any
 
+import numpy as np
 from sqlalchemy import (
     ColumnElement,
     CompoundSelect,
     Select,
-    and_,
     case,
-    delete,
     exists,
     func,
     literal_column,
-    or_,
+    null,
     select,
     union_all,
 )
 from sqlalchemy.orm import InstrumentedAttribute, Session, selectinload
 
+from core.filters import NO_FILTERS, Filters
+from core.vocabulary import DONE, EMOTIONS, FAILED, IMAGE_STATES, PLATFORMS, PROCESSING, QUEUED
 from db.schema import (
-    DONE,
-    FAILED,
-    IMAGE_STATES,
+    EMOTION_PAIRS,
     NO_FINISH_HOUR,
-    PLATFORMS,
-    PREVIEW,
-    PROCESSING,
-    QUEUED,
     Batch,
     Face,
     FaceHour,
     Image,
-    ImageFile,
     ImageHour,
+    pair_column,
 )
-from models.labels import EMOTIONS
+from db.windows import Window, as_utc, ceil_hour, floor_hour, split_window, time_range, within
 
 HOUR, DAY = "hour", "day"
 BUCKETS = (HOUR, DAY)
@@ -57,96 +51,37 @@ HOURLY_UP_TO = timedelta(days=3)  # a timeline over a longer range is drawn per 
 SQLITE_BUCKET_FORMATS = {HOUR: "%Y-%m-%d %H:00:00", DAY: "%Y-%m-%d 00:00:00"}
 EXPORT_CHUNK = 1000  # rows per fetch while streaming an export
 STALLED_AFTER = timedelta(minutes=2)  # queued this long with no image finishing: no worker is taking tasks
-ONE_HOUR = timedelta(hours=1)
-
-
-def time_range(time_column: Any, since: datetime | None, until: datetime | None) -> list[ColumnElement[bool]]:
-    """`since` is inclusive and `until` exclusive, so consecutive windows never count a row twice."""
-    clauses: list[ColumnElement[bool]] = []
-    if since is not None:
-        clauses.append(time_column >= since)
-    if until is not None:
-        clauses.append(time_column < until)
-    return clauses
 
 
 def common_filters(
+    filters: Filters,
     time_column: InstrumentedAttribute,
     *,
-    platform_column: InstrumentedAttribute,
+    platform_column: InstrumentedAttribute | None,
     batch_column: InstrumentedAttribute,
-    platform: str | None,
-    batch_id: int | None,
-    since: datetime | None,
-    until: datetime | None,
+    with_window: bool = True,
 ) -> list[ColumnElement[bool]]:
     """The shared filters: images and faces are filtered the same way on their own columns."""
     clauses: list[ColumnElement[bool]] = []
-    if platform is not None:
-        clauses.append(platform_column == platform)
-    if batch_id is not None:
-        clauses.append(batch_column == batch_id)
-    return clauses + time_range(time_column, since, until)
+    if filters.platform is not None and platform_column is not None:
+        clauses.append(platform_column == filters.platform)
+    if filters.batch_id is not None:
+        clauses.append(batch_column == filters.batch_id)
+    if with_window:
+        clauses += time_range(time_column, filters.since, filters.until)
+    return clauses
 
 
-def image_filters(**filters: Any) -> list[ColumnElement[bool]]:
-    return common_filters(Image.finished_at, platform_column=Image.platform, batch_column=Image.batch_id, **filters)
+def image_filters(filters: Filters, *, with_window: bool = True) -> list[ColumnElement[bool]]:
+    return common_filters(
+        filters, Image.finished_at, platform_column=Image.platform, batch_column=Image.batch_id, with_window=with_window
+    )
 
 
-def face_filters(**filters: Any) -> list[ColumnElement[bool]]:
-    return common_filters(Face.analyzed_at, platform_column=Face.platform, batch_column=Face.batch_id, **filters)
-
-
-def floor_hour(value: datetime) -> datetime:
-    """The start of the UTC hour `value` falls in."""
-    return as_utc(value).replace(minute=0, second=0, microsecond=0)
-
-
-def ceil_hour(value: datetime) -> datetime | None:
-    """The first UTC hour start at or after `value`; None in the last hour a datetime can hold."""
-    start = floor_hour(value)
-    if start == as_utc(value):
-        return start
-    return None if datetime.max.replace(tzinfo=UTC) - start < ONE_HOUR else start + ONE_HOUR
-
-
-Range = tuple[datetime | None, datetime | None]  # [since, until), either end open when None
-
-
-@dataclass(frozen=True)
-class Window:
-    """How a count over [since, until) is split: `hours` from a rollup (None: not at all), `rows` from the table.
-
-    Together they cover the window exactly once: the whole UTC hours inside it come from the
-    rollup, the partial hours at its ends (under an hour each) from the rows.
-    """
-
-    hours: Range | None
-    rows: list[Range]
-
-
-def split_window(since: datetime | None, until: datetime | None, batch_id: int | None) -> Window:
-    """Whole hours from the rollups; a batch (at most 1000 images, the rollups do not know
-    batches) or a window shorter than its whole hours comes from the rows alone."""
-    if batch_id is not None:
-        return Window(None, [(since, until)])
-    first = None if since is None else ceil_hour(since)
-    last = None if until is None else floor_hour(until)
-    if (since is not None and first is None) or (first is not None and last is not None and first >= last):
-        return Window(None, [(since, until)])
-    rows: list[Range] = []
-    if since is not None and first is not None and as_utc(since) < first:
-        rows.append((since, first))
-    if until is not None and last is not None and last < as_utc(until):
-        rows.append((last, until))
-    return Window((first, last), rows)
-
-
-def within(time_column: Any, ranges: list[Range]) -> list[ColumnElement[bool]]:
-    """`time_column` in any of `ranges` (each bounded, or the only one)."""
-    if len(ranges) == 1:
-        return time_range(time_column, *ranges[0])
-    return [or_(*(and_(*time_range(time_column, since, until)) for since, until in ranges))]
+def face_filters(filters: Filters, *, with_window: bool = True) -> list[ColumnElement[bool]]:
+    return common_filters(
+        filters, Face.analyzed_at, platform_column=Face.platform, batch_column=Face.batch_id, with_window=with_window
+    )
 
 
 def counted(parts: list[Select]) -> Select | CompoundSelect:
@@ -154,25 +89,22 @@ def counted(parts: list[Select]) -> Select | CompoundSelect:
     return parts[0] if len(parts) == 1 else union_all(*parts)
 
 
-def image_totals(
-    platform: str | None, batch_id: int | None, since: datetime | None, until: datetime | None
-) -> Select | CompoundSelect:
+def image_totals(filters: Filters, window: Window) -> Select | CompoundSelect:
     """Done images and those with faces per platform: (platform, images, images_with_faces) groups."""
-    window = split_window(since, until, batch_id)
     parts: list[Select] = []
     if window.hours is not None:
         where = time_range(ImageHour.hour, *window.hours)
-        if since is not None or until is not None:  # a time filter never matches a NULL finish time
+        if filters.has_window:  # a time filter never matches a NULL finish time
             where.append(ImageHour.hour != NO_FINISH_HOUR)
-        if platform is not None:
-            where.append(ImageHour.platform == platform)
+        if filters.platform is not None:
+            where.append(ImageHour.platform == filters.platform)
         parts.append(
             select(ImageHour.platform, func.sum(ImageHour.images), func.sum(ImageHour.images_with_faces))
             .where(*where)
             .group_by(ImageHour.platform)
         )
     if window.rows:
-        where = [Image.status == DONE, *image_filters(platform=platform, batch_id=batch_id, since=None, until=None)]
+        where = [Image.status == DONE, *image_filters(filters, with_window=False)]
         parts.append(
             select(Image.platform, func.count(), func.coalesce(func.sum(case((Image.face_count > 0, 1), else_=0)), 0))
             .where(*where, *within(Image.finished_at, window.rows))
@@ -181,29 +113,49 @@ def image_totals(
     return counted(parts)
 
 
+# Built once: SQLAlchemy makes an expression object per call, and /stats would build dozens per request.
+ROLLUP_COUNTS = tuple(func.sum(getattr(FaceHour, name)) for name in EMOTIONS)
+ROLLUP_PAIRS = tuple(func.sum(getattr(FaceHour, pair_column(*pair))) for pair in EMOTION_PAIRS)
+ROW_COUNTS = tuple(func.sum(case((Face.emotion == name, 1), else_=0)) for name in EMOTIONS)
+IMAGE_PAIRS = tuple(null() for _ in EMOTION_PAIRS)  # a group that is one image: its products are made in Python
+PAIR_INDEXES = np.array([(EMOTIONS.index(first), EMOTIONS.index(second)) for first, second in EMOTION_PAIRS])
+
+
 def face_totals(
-    platform: str | None,
-    batch_id: int | None,
-    since: datetime | None,
-    until: datetime | None,
-    bucket: tuple[str, str] | None = None,
+    filters: Filters, window: Window, bucket: tuple[str, str] | None = None, *, pairs_dialect: str | None = None
 ) -> Select | CompoundSelect:
-    """Faces per platform, or with `bucket` ((hour or day, dialect)) per bucket: (key, one count per emotion) groups."""
-    window = split_window(since, until, batch_id)
+    """Faces per platform, or with `bucket` ((hour or day, dialect)) per bucket: (key, one count per emotion) groups.
+
+    With `pairs_dialect` (the session's dialect), the groups also carry the 28 pair sums of
+    EMOTION_PAIRS: face_hours' for whole hours; for the rest, the rows are grouped per image and
+    hour (as image_face_counts groups them), without pairs (NULL beside the rollup's) for
+    `image_sums` to multiply out.
+    """
     parts: list[Select] = []
     if window.hours is not None:
         where = time_range(FaceHour.hour, *window.hours)
-        if platform is not None:
-            where.append(FaceHour.platform == platform)
+        if filters.platform is not None:
+            where.append(FaceHour.platform == filters.platform)
         key = FaceHour.platform if bucket is None else bucket_start(FaceHour.hour, *bucket)
-        counts = [func.sum(getattr(FaceHour, name)) for name in EMOTIONS]
-        parts.append(select(key, *counts).where(*where).group_by(key))
+        sums = ROLLUP_COUNTS + (ROLLUP_PAIRS if pairs_dialect is not None else ())
+        parts.append(select(key, *sums).where(*where).group_by(key))
     if window.rows:
-        where = face_filters(platform=platform, batch_id=batch_id, since=None, until=None)
-        key = Face.platform if bucket is None else bucket_start(Face.analyzed_at, *bucket)
-        counts = [func.sum(case((Face.emotion == name, 1), else_=0)) for name in EMOTIONS]
-        parts.append(select(key, *counts).where(*where, *within(Face.analyzed_at, window.rows)).group_by(key))
+        where = [*face_filters(filters, with_window=False), *within(Face.analyzed_at, window.rows)]
+        if pairs_dialect is not None:
+            per_image = (Face.image_id, Face.platform, bucket_start(Face.analyzed_at, HOUR, pairs_dialect))
+            beside_rollup = IMAGE_PAIRS if parts else ()  # a UNION needs the rollup's columns; alone, not
+            parts.append(select(Face.platform, *ROW_COUNTS, *beside_rollup).where(*where).group_by(*per_image))
+        else:
+            key = Face.platform if bucket is None else bucket_start(Face.analyzed_at, *bucket)
+            parts.append(select(key, *ROW_COUNTS).where(*where).group_by(key))
     return counted(parts)
+
+
+def image_sums(images: list[Sequence[Any]]) -> tuple[list[int], list[int]]:
+    """Per-image counts (EMOTIONS order) summed: the counts, and the 28 pair sums sum_i c_ie x c_if."""
+    counts = np.array(images, dtype=np.int64).reshape(-1, len(EMOTIONS))
+    cross = counts.T @ counts
+    return counts.sum(axis=0).tolist(), cross[PAIR_INDEXES[:, 0], PAIR_INDEXES[:, 1]].tolist()
 
 
 def add_counts(into: dict[str, int], counts: Sequence[Any]) -> None:
@@ -236,31 +188,16 @@ def batch_counts(session: Session, batch_ids: Iterable[int]) -> dict[int, dict[s
     return counts
 
 
-def latest_batches(
-    session: Session,
-    limit: int,
-    *,
-    platform: str | None = None,
-    batch_id: int | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-) -> Sequence[Batch]:
+def latest_batches(session: Session, limit: int, filters: Filters = NO_FILTERS) -> Sequence[Batch]:
     """Newest first; ids grow with time, and the primary key orders without a sort.
 
     Filtered like the dashboard's other panels: `platform` keeps batches with an image on
     that platform, `since`/`until` bound the time the batch was created.
     """
-    where = common_filters(
-        Batch.created_at,
-        platform_column=Batch.platform,
-        batch_column=Batch.id,
-        platform=None,  # Batch.platform is only the submitted one: filter on the images instead
-        batch_id=batch_id,
-        since=since,
-        until=until,
-    )
-    if platform is not None:
-        where.append(exists().where(Image.batch_id == Batch.id, Image.platform == platform))
+    # Batch.platform is only the submitted one: filter on the images instead
+    where = common_filters(filters, Batch.created_at, platform_column=None, batch_column=Batch.id)
+    if filters.platform is not None:
+        where.append(exists().where(Image.batch_id == Batch.id, Image.platform == filters.platform))
     return session.scalars(select(Batch).where(*where).order_by(Batch.id.desc()).limit(limit)).all()
 
 
@@ -302,9 +239,7 @@ def keyset_page(
     return rows, None
 
 
-def face_id_bounds(
-    platform: str | None, emotion: str | None, since: datetime | None, until: datetime | None
-) -> list[ColumnElement[bool]]:
+def face_id_bounds(filters: Filters, emotion: str | None) -> list[ColumnElement[bool]]:
     """The lowest and highest id of the faces in the window's hours, from face_hours, as two conditions.
 
     Redundant, so exact: every face of the window lies in one of those hours. They let an
@@ -312,42 +247,40 @@ def face_id_bounds(
     walks the primary key down from the newest face through every face after `until`.
     On a window without faces the bounds are NULL and nothing matches, as nothing would.
     """
-    if since is None and until is None:
+    since, until = filters.since, filters.until
+    if not filters.has_window:
         return []
     faces = getattr(FaceHour, emotion) if emotion else reduce(operator.add, (getattr(FaceHour, e) for e in EMOTIONS))
     hours: list[ColumnElement[bool]] = [faces > 0]  # hours whose faces were all deleted bound nothing
     hours += time_range(
         FaceHour.hour, None if since is None else floor_hour(since), None if until is None else ceil_hour(until)
     )
-    if platform is not None:
-        hours.append(FaceHour.platform == platform)
+    if filters.platform is not None:
+        hours.append(FaceHour.platform == filters.platform)
     return [
         Face.id >= select(func.min(FaceHour.min_face_id)).where(*hours).scalar_subquery(),
         Face.id <= select(func.max(FaceHour.max_face_id)).where(*hours).scalar_subquery(),
     ]
 
 
-def face_conditions(emotion: str | None = None, **filters: Any) -> list[ColumnElement[bool]]:
+def face_conditions(filters: Filters, emotion: str | None = None) -> list[ColumnElement[bool]]:
     """The shared filters plus the face listing's own, the dominant emotion, and the window's id bounds."""
-    where = face_filters(**filters)
+    where = face_filters(filters)
     if emotion is not None:
         where.append(Face.emotion == emotion)
-    return where + face_id_bounds(filters.get("platform"), emotion, filters.get("since"), filters.get("until"))
+    return where + face_id_bounds(filters, emotion)
 
 
 def faces_page(
     session: Session,
+    filters: Filters = NO_FILTERS,
     *,
-    platform: str | None = None,
     emotion: str | None = None,
-    batch_id: int | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
     limit: int,
     cursor: int | None = None,
 ) -> tuple[Sequence[Face], int | None]:
     """Newest faces first, keyset-paginated on id."""
-    where = face_conditions(emotion, platform=platform, batch_id=batch_id, since=since, until=until)
+    where = face_conditions(filters, emotion)
     return keyset_page(session, select(Face).where(*where), Face.id, limit, cursor)
 
 
@@ -365,29 +298,42 @@ def summary(images: int, images_with_faces: int, emotion_counts: dict[str, int])
     }
 
 
-def stats(
-    session: Session,
-    *,
-    platform: str | None = None,
-    batch_id: int | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-) -> dict[str, Any]:
+def stats(session: Session, filters: Filters = NO_FILTERS, *, with_pairs: bool = False) -> dict[str, Any]:
     """Totals and emotion shares over analysed images, overall and per platform.
 
     Two grouped statements (images by platform; faces by platform, a count per emotion), each the
     rollup's groups and the partial hours' rows in one UNION ALL; the totals are sums of
     the groups, so overall and per-platform numbers always agree. A platform whose counts
     went back to zero (its images were deleted) is left out, as it would be counting rows.
+    `with_pairs`: every block also holds `cross`, the 7 x 7 sums over images of c_e x c_f
+    (EMOTIONS order) that clustered intervals need, from the same statement.
     """
-    image_rows = session.execute(image_totals(platform, batch_id, since, until)).all()
-    face_rows = session.execute(face_totals(platform, batch_id, since, until)).all()
+    window = split_window(filters)
+    image_rows = session.execute(image_totals(filters, window)).all()
+    dialect = session.get_bind().dialect.name if with_pairs else None
+    face_rows = session.execute(face_totals(filters, window, pairs_dialect=dialect)).all()
 
     emotions_by_platform: dict[str, dict[str, int]] = {}
     all_emotions: dict[str, int] = {}
-    for face_platform, *counts in face_rows:
+    pairs_by_platform: dict[str, dict[tuple[str, str], int]] = {}
+    images_of: dict[str, list[Sequence[Any]]] = {}  # per-image groups of the rows, their pairs still to make
+    for face_platform, *sums in face_rows:
+        counts, pairs = sums[: len(EMOTIONS)], sums[len(EMOTIONS) :]
+        if with_pairs and (not pairs or pairs[0] is None):
+            images_of.setdefault(face_platform, []).append(counts)
+            continue
         add_counts(emotions_by_platform.setdefault(face_platform, {}), counts)
         add_counts(all_emotions, counts)
+        into = pairs_by_platform.setdefault(face_platform, {})
+        for pair, value in zip(EMOTION_PAIRS, pairs, strict=False):
+            into[pair] = into.get(pair, 0) + int(value or 0)
+    for face_platform, images in images_of.items():  # summed in numpy: a batch is up to 1000 of them
+        counts, pairs = image_sums(images)
+        add_counts(emotions_by_platform.setdefault(face_platform, {}), counts)
+        add_counts(all_emotions, counts)
+        into = pairs_by_platform.setdefault(face_platform, {})
+        for pair, value in zip(EMOTION_PAIRS, pairs, strict=True):
+            into[pair] = into.get(pair, 0) + value
 
     images_by_platform: dict[str, tuple[int, int]] = {}
     for image_platform, images, with_faces in image_rows:
@@ -395,11 +341,9 @@ def stats(
         images_by_platform[image_platform] = (before[0] + int(images), before[1] + int(with_faces))
     images_by_platform = {name: counts for name, counts in images_by_platform.items() if counts[0]}
     order = {name: index for index, name in enumerate(PLATFORMS)}
-    by_platform = {
-        name: summary(*images_by_platform[name], emotions_by_platform.get(name, {}))
-        for name in sorted(images_by_platform, key=lambda name: (order.get(name, len(order)), name))
-    }
-    return {
+    platforms = sorted(images_by_platform, key=lambda name: (order.get(name, len(order)), name))
+    by_platform = {name: summary(*images_by_platform[name], emotions_by_platform.get(name, {})) for name in platforms}
+    result = {
         **summary(
             sum(images for images, _ in images_by_platform.values()),
             sum(with_faces for _, with_faces in images_by_platform.values()),
@@ -407,48 +351,41 @@ def stats(
         ),
         "by_platform": by_platform,
     }
+    if with_pairs:
+        for name in platforms:
+            by_platform[name]["cross"] = cross_matrix(pairs_by_platform.get(name, {}))
+        result["cross"] = cross_matrix(
+            {pair: sum(pairs.get(pair, 0) for pairs in pairs_by_platform.values()) for pair in EMOTION_PAIRS}
+        )
+    return result
 
 
-def as_utc(value: datetime | str | None) -> datetime | None:
-    """An aware UTC datetime from what either database hands back (SQLite: naive, or text from strftime)."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+def cross_matrix(pairs: dict[tuple[str, str], int]) -> list[list[int]]:
+    """The symmetric 7 x 7 matrix (EMOTIONS order) of the pair sums."""
+    return [[pairs.get((first, second), pairs.get((second, first), 0)) for second in EMOTIONS] for first in EMOTIONS]
 
 
 def recent_images(
     session: Session,
+    filters: Filters = NO_FILTERS,
     *,
     status: str | None = None,
-    platform: str | None = None,
-    batch_id: int | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
     limit: int,
     cursor: int | None = None,
 ) -> tuple[Sequence[Image], int | None]:
     """Images across batches, newest first, keyset-paginated, faces loaded in one more SELECT."""
-    where = image_filters(platform=platform, batch_id=batch_id, since=since, until=until)
+    where = image_filters(filters)
     if status is not None:
         where.append(Image.status == status)
     query = select(Image).where(*where).options(selectinload(Image.faces))
     return keyset_page(session, query, Image.id, limit, cursor)
 
 
-def image_states(
-    session: Session,
-    *,
-    platform: str | None = None,
-    batch_id: int | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-) -> dict[str, int]:
+def image_states(session: Session, filters: Filters = NO_FILTERS) -> dict[str, int]:
     """Images in each state under the shared filters (time filters need `finished_at`, so only
     done and failed images pass them)."""
     counts = dict.fromkeys(IMAGE_STATES, 0)
-    where = image_filters(platform=platform, batch_id=batch_id, since=since, until=until)
+    where = image_filters(filters)
     rows = session.execute(select(Image.status, func.count()).where(*where).group_by(Image.status))
     for status, count in rows:
         if status in counts:
@@ -505,30 +442,22 @@ def choose_bucket(start: datetime | None, end: datetime | None) -> str:
     return DAY
 
 
-def timeline(
-    session: Session,
-    *,
-    bucket: str | None = None,
-    platform: str | None = None,
-    batch_id: int | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-) -> dict[str, Any]:
+def timeline(session: Session, filters: Filters = NO_FILTERS, *, bucket: str | None = None) -> dict[str, Any]:
     """Faces per emotion per hour or day, grouped in SQL (the rollup's hours and the partial
     hours' rows); buckets without faces are left out.
 
     The range is `since`..`until`, each defaulting to the first/last face under the filters;
     `bucket` defaults to `choose_bucket` over that range.
     """
-    where = face_filters(platform=platform, batch_id=batch_id, since=since, until=until)
-    start, end = since, until
+    where = face_filters(filters)
+    start, end = filters.since, filters.until
     if start is None or end is None:
         extent = select(func.min(Face.analyzed_at), func.max(Face.analyzed_at)).where(*where)
         first, last = session.execute(extent).one()
         start, end = start or as_utc(first), end or as_utc(last)
     bucket = bucket or choose_bucket(start, end)
     dialect = session.get_bind().dialect.name
-    rows = session.execute(face_totals(platform, batch_id, since, until, bucket=(bucket, dialect)))
+    rows = session.execute(face_totals(filters, split_window(filters), bucket=(bucket, dialect)))
     buckets: dict[datetime, dict[str, int]] = {}
     for bucket_value, *counts in rows:
         add_counts(buckets.setdefault(as_utc(bucket_value), dict.fromkeys(EMOTIONS, 0)), counts)
@@ -540,23 +469,16 @@ def timeline(
     return {"bucket": bucket, "start": start, "end": end, "items": items}
 
 
-def faces_for_export(session: Session, **filters: Any) -> Iterator[tuple[Face, str]]:
+def faces_for_export(
+    session: Session, filters: Filters = NO_FILTERS, emotion: str | None = None
+) -> Iterator[tuple[Face, str]]:
     """Every face under the filters (as `faces_page` takes them) with its image URL, newest first,
     fetched in chunks so an export of millions of faces never sits in memory."""
     query = (
         select(Face, Image.url)
         .join(Image, Image.id == Face.image_id)
-        .where(*face_conditions(**filters))
+        .where(*face_conditions(filters, emotion))
         .order_by(Face.id.desc())
         .execution_options(yield_per=EXPORT_CHUNK)
     )
     yield from session.execute(query)  # rows unpack as (face, url)
-
-
-def prune_previews(session: Session, before: datetime) -> int:
-    """Delete the previews stored before `before` (the retention limit); returns how many went.
-
-    Only previews: uploaded originals are the worker's to delete once analysed.
-    """
-    result = session.execute(delete(ImageFile).where(ImageFile.kind == PREVIEW, ImageFile.created_at < before))
-    return result.rowcount or 0

@@ -3,26 +3,34 @@
 Faces repeat their image's platform, batch and analysis time so that aggregate
 queries filter and group on one table. Two rollup tables count the analysed images
 and the faces per UTC hour, so the dashboard's totals read thousands of rows, not
-millions; database triggers (migration 0004) keep them exact whoever writes.
+millions; database triggers (migrations 0004 and 0007) keep them exact whoever writes.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import BigInteger, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from models.labels import EMOTIONS
+from core.vocabulary import EMOTIONS, QUEUED
 
-QUEUED, PROCESSING, DONE, FAILED = "queued", "processing", "done", "failed"
-IMAGE_STATES = (QUEUED, PROCESSING, DONE, FAILED)
-PLATFORMS = ("facebook", "instagram", "twitter", "other")
 UPLOAD_URL_PREFIX = "upload:"  # an image sent as a file: its bytes wait in image_files, kind "upload"
 UPLOAD, PREVIEW = "upload", "preview"
 # The hour under which image_hours counts a done image without a finish time (none in practice:
 # the worker stamps both together); a time filter never matches it, as it never matches NULL.
 NO_FINISH_HOUR = datetime(1970, 1, 1, tzinfo=UTC)
+# Each unordered pair of emotions (a pair with itself included), in EMOTIONS order: face_hours keeps,
+# per pair, the sum over images of (faces of the one) x (faces of the other), for clustered intervals.
+EMOTION_PAIRS: tuple[tuple[str, str], ...] = tuple(
+    (first, second) for index, first in enumerate(EMOTIONS) for second in EMOTIONS[index:]
+)
+
+
+def pair_column(first: str, second: str) -> str:
+    """face_hours' column for a pair of emotions, in either order."""
+    ordered = sorted((first, second), key=EMOTIONS.index)
+    return f"pair_{ordered[0]}_{ordered[1]}"
 
 
 def utcnow() -> datetime:
@@ -41,6 +49,14 @@ class Batch(Base):
     platform: Mapped[str | None] = mapped_column(String(16))
     total: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # The batch-end callback (db/callbacks.py): waiting -> pending (sending or retrying) -> delivered | failed.
+    callback_url: Mapped[str | None] = mapped_column(Text)
+    callback_state: Mapped[str | None] = mapped_column(String(16), index=True)
+    callback_attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    callback_last_status: Mapped[int | None] = mapped_column(Integer)  # the receiver's HTTP status
+    callback_last_error: Mapped[str | None] = mapped_column(Text)
+    callback_ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # when the batch ended
+    callback_due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # next attempt, or lease end
 
     images: Mapped[list[Image]] = relationship(back_populates="batch", order_by="Image.id")
 
@@ -167,7 +183,71 @@ class FaceHour(Base):
     neutral: Mapped[int] = mapped_column(Integer)
     min_face_id: Mapped[int] = mapped_column(Integer)
     max_face_id: Mapped[int] = mapped_column(Integer)
+    # pair_<e>_<f> (28 columns, EMOTION_PAIRS): the sum over the row's images of c_e x c_f, c_e
+    # being the image's faces of emotion e (image_face_counts). With the counts, the exact
+    # sufficient statistics of a share's cluster-robust variance (analysis/clustered.py).
+    for _first, _second in EMOTION_PAIRS:
+        locals()[pair_column(_first, _second)] = mapped_column(BigInteger, nullable=False, server_default="0")
+    del _first, _second
 
     @property
     def counts(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in EMOTIONS}
+
+    @property
+    def pairs(self) -> dict[tuple[str, str], int]:
+        return {pair: getattr(self, pair_column(*pair)) for pair in EMOTION_PAIRS}
+
+
+class ImageFaceCount(Base):
+    """One image's faces per emotion, within one UTC hour of `analyzed_at` and platform (in practice
+    always all of them: the worker stores an image's faces with one time and platform).
+
+    Kept by the triggers on `faces` (migration 0007) so that face_hours' pair sums can be
+    updated exactly, even by concurrent writers: every change to a row here changes those sums
+    by new x new - old x old. Not a foreign key to images: the cascade from a deleted image
+    would remove a row before its faces' triggers subtract them.
+    """
+
+    __tablename__ = "image_face_counts"
+
+    image_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    hour: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    platform: Mapped[str] = mapped_column(String(16), primary_key=True)
+    angry: Mapped[int] = mapped_column(Integer)
+    disgust: Mapped[int] = mapped_column(Integer)
+    fear: Mapped[int] = mapped_column(Integer)
+    happy: Mapped[int] = mapped_column(Integer)
+    sad: Mapped[int] = mapped_column(Integer)
+    surprise: Mapped[int] = mapped_column(Integer)
+    neutral: Mapped[int] = mapped_column(Integer)
+
+
+class ApiKey(Base):
+    """An API key: only its SHA-256 is stored (keys are 256-bit random tokens, so a fast hash is
+    enough and lets each request be checked with one indexed lookup); the key itself is shown
+    once, when it is created. `prefix` is its first characters, to recognise it in a list."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    scope: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AuditEntry(Base):
+    """One write, delete or key change: who (the key's name), what, on what, how many."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str | None] = mapped_column(String(200))
+    count: Mapped[int] = mapped_column(Integer, default=0)

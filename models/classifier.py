@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -52,7 +51,7 @@ def read_card(model_path: Path) -> dict:
 
 
 class EmotionClassifier:
-    """Loads the committed model (or `$SOCIALFER_MODEL`) once; `predict` maps (N, 48, 48) uint8 to (N, 7) probabilities.
+    """Loads the committed model (or `model_path`) once; `predict` maps (N, 48, 48) uint8 to (N, 7) probabilities.
 
     `precision="auto"` runs the convolutions in bfloat16 on CPUs with native bfloat16 units
     (1.5x the faces/s here, same accuracy to 0.1 point) and in float32 elsewhere.
@@ -75,7 +74,7 @@ class EmotionClassifier:
         batch_size: int = 256,
         precision: str = "auto",
     ):
-        self.model_path = Path(model_path or os.environ.get("SOCIALFER_MODEL") or DEFAULT_MODEL_PATH)
+        self.model_path = Path(model_path or DEFAULT_MODEL_PATH)
         if not self.model_path.exists():
             raise FileNotFoundError(f"expression model not found: {self.model_path}")
         self.precision = resolve_precision(precision)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,10 +13,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def default_data_path() -> Path:
-    """`SOCIALFER_FER2013` if set, else the shared copy beside the project."""
-    env = os.environ.get("SOCIALFER_FER2013")
-    if env:
-        return Path(env)
+    """The shared copy beside the project (the CLI passes `SOCIALFER_FER2013` instead when it is set)."""
     return PROJECT_ROOT.parent / "shared" / "data" / "fer2013.npz"
 
 

@@ -1,4 +1,7 @@
-"""The FER2013 label set, importable without TensorFlow."""
+"""The model's label set and input size, importable without TensorFlow (the names live in core.vocabulary)."""
 
-EMOTIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+from core.vocabulary import EMOTIONS
+
 FACE_SIZE = 48
+
+__all__ = ["EMOTIONS", "FACE_SIZE"]

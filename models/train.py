@@ -51,6 +51,7 @@ class TrainConfig:
     # Export also tries the mean weights of the last N epochs for each N here (snapshots kept for the largest).
     average_counts: tuple[int, ...] = (5, 10, 20, 40)
     limit: int | None = None  # use only the first N training images (smoke tests)
+    verbose: bool = False  # Keras' per-epoch progress lines
 
 
 def augmenter(seed: int) -> keras.Sequential:
@@ -204,7 +205,7 @@ def train(cfg: TrainConfig) -> dict:
             epochs=cfg.epochs,
             initial_epoch=state["epoch"],
             callbacks=callbacks,
-            verbose=2 if os.environ.get("SOCIALFER_TRAIN_VERBOSE") else 0,
+            verbose=2 if cfg.verbose else 0,
         )
     final_state = json.loads(state_file.read_text())
     return export(cfg, best_path, final_state, x_train)

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import click
 
-from db.schema import PLATFORMS
-from socialfer.settings import load_settings
+from core.filters import Filters
+from core.settings import Settings, SettingsError, load_settings
+from core.vocabulary import PLATFORMS, SCOPES
 
 DEFAULT_API = "http://127.0.0.1:8000"
 
@@ -23,6 +23,21 @@ fer2013_option = click.option(
     default=None,
     help="FER2013 NPZ (default: $SOCIALFER_FER2013 or ../shared/data/fer2013.npz).",
 )
+
+
+def cli_settings() -> Settings:
+    """The settings from the environment; a bad value ends the command with what is wrong, not a traceback."""
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def fer2013_path(settings: Settings) -> Path:
+    """`SOCIALFER_FER2013`, else the shared copy beside the project."""
+    from models.data import default_data_path
+
+    return settings.fer2013 or default_data_path()
 
 
 @click.group()
@@ -71,13 +86,13 @@ def train(
     limit: int | None,
 ) -> None:
     """Train the expression model on FER2013 (selection on PublicTest, report on PrivateTest)."""
-    from models.data import default_data_path
     from models.train import TrainConfig
     from models.train import train as run_training
     from models.weights import DEFAULT_MODEL_PATH
 
+    settings = cli_settings()
     cfg = TrainConfig(
-        data=data or default_data_path(),
+        data=data or fer2013_path(settings),
         run_dir=run_dir,
         output=output or DEFAULT_MODEL_PATH,
         epochs=epochs,
@@ -87,6 +102,7 @@ def train(
         precision=precision,
         seed=seed,
         limit=limit,
+        verbose=settings.train_verbose,
     )
     card = run_training(cfg)
     click.echo(json.dumps(card, indent=2))
@@ -138,13 +154,12 @@ def finetune(
     limit: int | None,
 ) -> None:
     """Fine-tune a trained model on FER2013 Training plus the real-photo training folds (snapshots per epoch)."""
-    from models.data import default_data_path
     from models.finetune import FinetuneConfig
     from models.finetune import finetune as run_finetune
     from models.wild import DEFAULT_WILD_PATH
 
     cfg = FinetuneConfig(
-        data=data or default_data_path(),
+        data=data or fer2013_path(cli_settings()),
         wild=wild or DEFAULT_WILD_PATH,
         base_model=base_model,
         run_dir=run_dir,
@@ -172,7 +187,7 @@ def migrate() -> None:
     """Create or upgrade the database schema (Alembic)."""
     from db.migrate import upgrade
 
-    settings = load_settings()
+    settings = cli_settings()
     upgrade(settings.database_url)
     click.echo(f"database is at the latest schema: {redact(settings.database_url)}")
 
@@ -186,18 +201,25 @@ def migrate() -> None:
 )
 def serve(host: str, port: int, http_workers: int, with_worker: bool | None) -> None:
     """Run the API (gunicorn); on the embedded default also a worker, so nothing else is needed."""
+    from core.prometheus import mark_process_dead, prepare_multiprocess_dir
     from db.migrate import upgrade
-    from socialfer.server import GunicornServer, start_worker_process
+    from socialfer.exposure import open_api_refusal, stored_key_count
+    from socialfer.server import GunicornServer, served_hosts, start_worker_process
 
-    settings = load_settings()
+    settings = cli_settings()
     if settings.database_url.startswith("sqlite"):
         upgrade(settings.database_url)  # the embedded default sets itself up
+    refusal = open_api_refusal(host, settings, stored_key_count(settings))
+    if refusal:
+        raise click.ClickException(refusal)
     if with_worker if with_worker is not None else settings.embedded_broker:
         start_worker_process()
+    metrics_dir = prepare_multiprocess_dir("api", settings.prometheus_multiproc_dir)  # the worker keeps its own
     click.echo(
         f"socialfer is serving on http://{host}:{port}/ (data: {redact(settings.database_url)}, "
         f"broker: {redact(settings.broker_url)})"
     )
+    settings = settings.with_changes(allowed_hosts=served_hosts(settings, host), prometheus_multiproc_dir=metrics_dir)
     GunicornServer(
         "api:create_app()",
         {
@@ -206,7 +228,9 @@ def serve(host: str, port: int, http_workers: int, with_worker: bool | None) -> 
             "threads": 4,
             "accesslog": "-",
             "loglevel": "warning",
+            "child_exit": lambda _server, gunicorn_worker: mark_process_dead(gunicorn_worker.pid, metrics_dir),
         },
+        settings,
     ).run()
 
 
@@ -221,12 +245,25 @@ def serve(host: str, port: int, http_workers: int, with_worker: bool | None) -> 
 @click.option("--loglevel", default="INFO", show_default=True)
 def worker(concurrency: int | None, loglevel: str) -> None:
     """Run a Celery worker that analyses queued images."""
-    from workers.celery_app import QUEUE, make_celery
+    from celery.signals import setup_logging
 
-    concurrency = concurrency or os.cpu_count() or 1
-    settings = load_settings()
+    from core.prometheus import prepare_multiprocess_dir
+
+    settings = cli_settings()
+    # before prometheus_client is imported (workers.tasks)
+    metrics_dir = prepare_multiprocess_dir("worker", settings.prometheus_multiproc_dir)
+    settings = settings.with_changes(prometheus_multiproc_dir=metrics_dir)
+    from workers.celery_app import QUEUE, make_celery
+    from workers.logs import configure_logging, wrap_native_output
+
+    if concurrency:
+        settings = settings.with_changes(worker_concurrency=concurrency)
+    concurrency = settings.pool_processes()  # also sizes each process's TensorFlow threads
+    if settings.log_format == "json":
+        wrap_native_output()
+    configure_logging(settings.log_format, loglevel.upper())
+    setup_logging.connect(lambda **_: None, weak=False)  # a receiver: Celery leaves logging as configured
     app = make_celery(settings)
-    app.conf.worker_concurrency = concurrency  # also sizes each process's TensorFlow threads (workers.tasks)
     app.set_current()
     app.set_default()
     pool = "solo" if concurrency == 1 else "prefork"
@@ -236,6 +273,7 @@ def worker(concurrency: int | None, loglevel: str) -> None:
         worker_context(app).analyzer  # noqa: B018
     app.worker_main(
         [
+            *(["--quiet"] if settings.log_format == "json" else []),  # no banner: every line is JSON
             "worker",
             f"--loglevel={loglevel}",
             f"--concurrency={concurrency}",
@@ -286,24 +324,47 @@ def submit(
     batch = response.json()
     click.echo(batch["id"])
     if wait:
-        batch = wait_for_batch(requests, api_url, batch)
+        batch = wait_for_batch(requests, api_url, batch, headers)
         click.echo(
             f"batch {batch['id']}: {batch['done']} done, {batch['failed']} failed, {batch['faces']} faces", err=True
         )
+        if batch["failed"]:
+            for code, (count, example) in failure_reasons(requests, api_url, batch["id"], headers).items():
+                click.echo(f"  {count} failed with {code}: {example}", err=True)
+            sys.exit(1)
 
 
-def wait_for_batch(requests, api_url: str, batch: dict) -> dict:
+def wait_for_batch(requests, api_url: str, batch: dict, headers: dict[str, str]) -> dict:
     """Poll the batch and show a progress bar on stderr until every image is terminal."""
     with click.progressbar(length=batch["total"], label=f"batch {batch['id']}", file=sys.stderr, show_pos=True) as bar:
         finished = 0
         while True:
-            batch = requests.get(f"{api_url}/api/v1/batches/{batch['id']}", timeout=30).json()
+            batch = requests.get(f"{api_url}/api/v1/batches/{batch['id']}", headers=headers, timeout=30).json()
             now = batch["done"] + batch["failed"]
             bar.update(now - finished)
             finished = now
             if batch["status"] == "done":
                 return batch
             time.sleep(1.0)
+
+
+def failure_reasons(requests, api_url: str, batch_id: int, headers: dict[str, str]) -> dict[str, tuple[int, str]]:
+    """Per failure code: how many of the batch's images failed with it, and one example message."""
+    reasons: dict[str, tuple[int, str]] = {}
+    page, pages = 1, 1
+    while page <= pages:
+        body = requests.get(
+            f"{api_url}/api/v1/batches/{batch_id}/images",
+            params={"status": "failed", "page": page, "per_page": 500},
+            headers=headers,
+            timeout=30,
+        ).json()
+        for image in body["items"]:
+            error = image.get("error") or {"code": "unknown", "message": ""}
+            count, example = reasons.get(error["code"], (0, f"{image['url']}: {error['message']}"))
+            reasons[error["code"]] = (count + 1, example)
+        page, pages = page + 1, body["pages"]
+    return dict(sorted(reasons.items(), key=lambda item: -item[1][0]))
 
 
 def error_message(response) -> str:
@@ -320,10 +381,10 @@ def analyze(image_files: tuple[str, ...], as_json: bool) -> None:
     """Analyse local image files directly (no queue) and print faces and emotions."""
     from pathlib import Path
 
-    from models import FaceAnalyzer
+    from models import EmotionClassifier, FaceAnalyzer
     from workers.imaging import DecodeError, decode_image
 
-    analyzer = FaceAnalyzer()
+    analyzer = FaceAnalyzer(classifier=EmotionClassifier(cli_settings().model_path))
     failed = False
     for path in image_files:
         try:
@@ -380,11 +441,11 @@ def evaluate(data: Path | None, split: str, model_path: Path | None, confusion_p
     """Score the expression model on a FER2013 split, exactly as the product classifies."""
     import numpy as np
 
-    from models.data import default_data_path
     from models.evaluate import confusion_png as save_confusion
     from models.evaluate import evaluate_model
 
-    result = evaluate_model(model_path, data or default_data_path(), split)
+    settings = cli_settings()
+    result = evaluate_model(model_path or settings.model_path, data or fer2013_path(settings), split)
     png = confusion_png or Path(f"confusion-{split}.png")
     save_confusion(np.array(result["confusion_matrix"]), png, f"{split}: accuracy {result['accuracy']:.4f}")
     result["confusion_png"] = str(png)
@@ -410,24 +471,39 @@ def evaluate(data: Path | None, split: str, model_path: Path | None, confusion_p
 @click.option("--batch", "batch_id", type=click.IntRange(min=1), default=None, help="Only this batch.")
 @click.option("--since", type=click.DateTime(), default=None, help="Analysed at or after this time (UTC).")
 @click.option("--until", type=click.DateTime(), default=None, help="Analysed before this time (UTC).")
+@click.option(
+    "--matrix", default=None, help="The model card's confusion matrix to correct with (default: the setting)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print what GET /api/v1/stats answers.")
 def stats_command(
-    platform: str | None, batch_id: int | None, since: datetime | None, until: datetime | None, as_json: bool
+    platform: str | None,
+    batch_id: int | None,
+    since: datetime | None,
+    until: datetime | None,
+    matrix: str | None,
+    as_json: bool,
 ) -> None:
-    """Counts and emotion shares, overall and per platform: the numbers of GET /api/v1/stats and the
-    dashboard, from the same query, read straight from the database."""
+    """Counts and emotion shares with 95 % intervals, raw and corrected, overall and per platform: the
+    numbers of GET /api/v1/stats and the dashboard, from the same query, read straight from the database."""
     from sqlalchemy.exc import SQLAlchemyError
 
+    from analysis.card import CardError, confusion
+    from analysis.report import with_intervals
     from db import Database
     from db.queries import stats
 
-    settings = load_settings()
+    settings = cli_settings()
+    try:
+        correction, note = confusion(settings.model_path, matrix or settings.confusion_matrix), None
+    except CardError as exc:
+        if matrix:
+            raise click.BadParameter(str(exc), param_hint="--matrix") from None
+        correction, note = None, f"corrected shares unavailable: {exc}"
     database = Database(settings.database_url)
-    window = {"since": since, "until": until}
-    filters = {key: value.replace(tzinfo=UTC) if value else None for key, value in window.items()}
+    filters = Filters(platform=platform, batch_id=batch_id, since=since, until=until)  # naive times are UTC
     try:
         with database.session() as session:
-            result = stats(session, platform=platform, batch_id=batch_id, **filters)
+            result = stats(session, filters, with_pairs=True)
     except SQLAlchemyError as exc:
         raise click.ClickException(
             f"cannot read {redact(settings.database_url)} ({exc.__class__.__name__}): "
@@ -435,11 +511,20 @@ def stats_command(
         ) from exc
     finally:
         database.dispose()
+    result = with_intervals(result, correction, settings.min_images_for_share, note)
     click.echo(json.dumps(result) if as_json else stats_table(result))
 
 
+CELL = 27  # characters per column of the stats table
+
+
+def percent_range(interval: list[float]) -> str:
+    return f"{interval[0] * 100:4.1f}-{interval[1] * 100:5.1f}"
+
+
 def stats_table(result: dict) -> str:
-    """Headline counts, then one row per emotion: count and share overall and for each platform."""
+    """Headline counts; per emotion count, share and 95 % interval, overall and per platform; then the
+    shares corrected for the classifier's errors, with theirs. A column marked * is not reliable yet."""
     lines = [
         f"images analysed    {result['images']:>8,}",
         f"images with faces  {result['images_with_faces']:>8,}",
@@ -447,9 +532,115 @@ def stats_table(result: dict) -> str:
         "",
     ]
     columns = {"all": result, **result["by_platform"]}
-    lines.append("emotion  " + "".join(f"{name:>17}" for name in columns))
-    for emotion in next(iter(columns.values()))["emotions"]:
-        cells = (summary["emotions"][emotion] for summary in columns.values())
-        lines.append(f"{emotion:<9}" + "".join(f"{cell['count']:>9,} {cell['share'] * 100:5.1f} %" for cell in cells))
-    lines.append("faces    " + "".join(f"{summary['faces']:>9,}        " for summary in columns.values()).rstrip())
+    header = "".join(f"{name + ('' if block['reliable'] else '*'):>{CELL}}" for name, block in columns.items())
+    lines.append("emotion  " + header)
+    for emotion in result["emotions"]:
+        cells = (block["emotions"][emotion] for block in columns.values())
+        lines.append(
+            f"{emotion:<9}"
+            + "".join(
+                f"{cell['count']:>9,} {cell['share'] * 100:5.1f} % {percent_range(cell['interval']):>10}"
+                for cell in cells
+            )
+        )
+    lines.append(
+        "faces    " + "".join(f"{block['faces']:>9,}" + " " * (CELL - 9) for block in columns.values()).rstrip()
+    )
+    statistics = result["statistics"]
+    if statistics["corrected"] is not None:
+        lines += [
+            "",
+            f"corrected for the classifier's errors ({statistics['corrected']['matrix']}): estimated true shares",
+        ]
+        for emotion in result["emotions"]:
+            cells = (block["emotions"][emotion]["corrected"] for block in columns.values())
+            lines.append(
+                f"{emotion:<9}"
+                + "".join(
+                    " " * (CELL - 19) + "-" * 19
+                    if cell is None
+                    else f"{cell['share'] * 100:>{CELL - 13}.1f} % {percent_range(cell['interval']):>10}"
+                    for cell in cells
+                )
+            )
+    elif statistics.get("note"):
+        lines += ["", statistics["note"]]
+    lines += ["", "95 % intervals (images as clusters); corrected: see docs/statistics.md"]
+    if not all(block["reliable"] for block in columns.values()):
+        lines.append(f"* fewer than {statistics['min_images']} images with faces: not reliable yet, read the intervals")
     return "\n".join(lines)
+
+
+def cli_database():
+    from db import Database
+
+    return Database(cli_settings().database_url)
+
+
+@main.group()
+def keys() -> None:
+    """API keys: create (shown once), list, revoke. Stored hashed in the database."""
+
+
+@keys.command("create")
+@click.option("--scope", type=click.Choice(SCOPES), required=True, help="read < write < admin")
+@click.option("--name", required=True, help="Who or what the key is for (shown in lists and the audit log).")
+def keys_create(scope: str, name: str) -> None:
+    """Make a key; it is printed once and cannot be shown again."""
+    from db.access import create_key
+
+    row, key = create_key(cli_database(), name, scope)
+    click.echo(key)
+    click.echo(f"key {row.id} {name!r} ({scope}) created; this is the only time it is shown", err=True)
+
+
+@keys.command("list")
+def keys_list() -> None:
+    """Every key: id, name, scope, prefix, created, last used, revoked."""
+    from db.access import list_keys
+
+    for row in list_keys(cli_database()):
+        state = f"revoked {row.revoked_at:%Y-%m-%d %H:%M}" if row.revoked_at else "live"
+        used = f"{row.last_used_at:%Y-%m-%d %H:%M}" if row.last_used_at else "never"
+        click.echo(
+            f"{row.id:>4}  {row.name:<24} {row.scope:<6} {row.prefix}…  created {row.created_at:%Y-%m-%d} "
+            f"used {used}  {state}"
+        )
+
+
+@keys.command("revoke")
+@click.argument("key_id", type=click.IntRange(min=1))
+def keys_revoke(key_id: int) -> None:
+    """Revoke a key: it and every session signed in with it stop working at once."""
+    from db.access import revoke_key
+
+    if not revoke_key(cli_database(), key_id, "command line"):
+        raise click.ClickException(f"no live key {key_id}")
+    click.echo(f"key {key_id} revoked")
+
+
+@main.command()
+@click.option("--batch", "batch_id", type=click.IntRange(min=1), default=None, help="Erase this batch.")
+@click.option("--before", type=click.DateTime(), default=None, help="Erase every batch created before this time (UTC).")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def delete(batch_id: int | None, before: datetime | None, yes: bool) -> None:
+    """Erase batches with their images, faces, previews and uploads; the stats follow at once."""
+    from core.filters import to_utc
+    from db.access import audit
+    from db.lifecycle import delete_batch, delete_before
+
+    if (batch_id is None) == (before is None):
+        raise click.UsageError("give exactly one of --batch and --before")
+    what = f"batch {batch_id}" if batch_id else f"every batch created before {to_utc(before).isoformat()}"
+    if not yes:
+        click.confirm(f"Erase {what}, with its images and faces, for good?", abort=True)
+    database = cli_database()
+    if batch_id is not None:
+        images = delete_batch(database, batch_id)
+        if images is None:
+            raise click.ClickException(f"batch {batch_id} not found")
+        batches = 1
+    else:
+        batches, images = delete_before(database, to_utc(before))
+    audit(database, "command line", "delete_batch" if batch_id else "delete_before", what, images)
+    click.echo(f"erased {batches} batch(es), {images} image(s)")

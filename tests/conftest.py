@@ -59,7 +59,7 @@ def pg_url() -> str:
 def truncate_all(database: Database) -> None:
     with database.session() as session:
         if database.url.startswith("postgresql"):
-            session.execute(text("TRUNCATE faces, images, batches RESTART IDENTITY CASCADE"))
+            session.execute(text("TRUNCATE faces, images, batches, api_keys, audit_log RESTART IDENTITY CASCADE"))
         else:
             for table in reversed(Base.metadata.sorted_tables):
                 session.execute(table.delete())
@@ -100,3 +100,14 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "fer2013.npz").exists():
         unavailable(f"shared data at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture(params=["postgres", "sqlite"])
+def any_database(request: pytest.FixtureRequest) -> Iterator[Database]:
+    """The Postgres test database (emptied) and a fresh SQLite file: the rollups' triggers differ per dialect."""
+    if request.param == "postgres":
+        yield request.getfixturevalue("pg_database")
+        return
+    database = Database(request.getfixturevalue("sqlite_url"))
+    yield database
+    database.dispose()

@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
-from db import DONE, FAILED, PREVIEW, PROCESSING, QUEUED, Batch, Database, Face, Image, ImageFile
+from core.vocabulary import DONE, EMOTIONS, FAILED, PROCESSING, QUEUED
+from db import PREVIEW, Batch, Database, Face, Image, ImageFile
 from db.schema import utcnow
-from models.labels import EMOTIONS
 
 
 def scores_for(emotion: str) -> dict[str, float]:

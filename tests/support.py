@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import socket
 import subprocess
@@ -16,7 +15,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from socialfer.settings import Settings, load_settings
+from core.settings import Settings, load_settings
 from workers.fetch import FetchPolicy, system_resolver
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -41,7 +40,7 @@ EXPECTED_FACES = {
 
 def make_settings(tmp_path: Path, **overrides) -> Settings:
     """Settings as the environment gives them, with a private data dir and `overrides`."""
-    return dataclasses.replace(load_settings(), data_dir=tmp_path, **overrides)
+    return load_settings().with_changes(data_dir=tmp_path, **overrides)
 
 
 def free_port() -> int:

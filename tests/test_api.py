@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import dataclasses
 import json
 import os
 import re
@@ -19,20 +18,34 @@ import pytest
 import redis
 from flask import Flask
 from flask.testing import FlaskClient
+from pydantic import ValidationError
 from sqlalchemy import func, select, update
 
 from api import create_app
+from api.auth import ACCESS, PUBLIC
+from api.schemas import BatchCreate, FaceListQuery, error_for
 from api.serialize import iso
-from db import DONE, FAILED, PLATFORMS, PROCESSING, QUEUED, Batch, Database, Face, Image
-from models.labels import EMOTIONS
-from socialfer.settings import Settings, load_settings
+from core.settings import Settings, load_settings
+from core.vocabulary import DONE, EMOTIONS, FAILED, PLATFORMS, PROCESSING, QUEUED
+from db import Batch, Database, Face, Image
 from tests.factories import T0, StatsData, add_batch, add_faces, add_image, counting_statements, seed_stats
 from tests.schema_check import problems, resolve
 from workers.celery_app import ANALYZE_IMAGE, QUEUE
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEAD_BROKER = "redis://127.0.0.1:1/0"
-OPENAPI = json.loads((PROJECT_ROOT / "api" / "openapi.json").read_text())
+
+
+def generated_openapi() -> dict[str, Any]:
+    """The document the app serves, generated from the routes and api/schemas.py; no settings change it,
+    so an app on in-memory SQLite builds the same one."""
+    app = create_app(load_settings().with_changes(database_url="sqlite://", broker_url="memory://"))
+    document = app.api_doc
+    app.extensions["db"].dispose()
+    return document
+
+
+OPENAPI = generated_openapi()
 
 ClientFactory = Callable[..., FlaskClient]
 
@@ -52,8 +65,8 @@ def broker(redis_url: str) -> Iterator[redis.Redis]:
 
 @pytest.fixture
 def settings(tmp_path: Path, pg_database: Database, pg_url: str, redis_url: str, broker: redis.Redis) -> Settings:
-    return dataclasses.replace(
-        load_settings(), database_url=pg_url, broker_url=redis_url, data_dir=tmp_path, api_keys=()
+    return load_settings().with_changes(
+        database_url=pg_url, broker_url=redis_url, data_dir=tmp_path, api_keys=(), webhook_secret="test-webhook-secret"
     )
 
 
@@ -63,7 +76,7 @@ def make_client(settings: Settings) -> Iterator[ClientFactory]:
     apps: list[Flask] = []
 
     def make(**overrides: Any) -> FlaskClient:
-        app = create_app(dataclasses.replace(settings, **overrides))
+        app = create_app(settings.with_changes(**overrides))
         apps.append(app)
         return app.test_client()
 
@@ -107,7 +120,7 @@ def assert_error(response: Any, status: int, code: str, message_start: str = "")
 
 
 def conforms(body: Any, schema_name: str) -> None:
-    """The response matches its schema in api/openapi.json, with no undocumented keys."""
+    """The response matches its schema in the OpenAPI document, with no undocumented keys."""
     found = problems(body, {"$ref": f"#/components/schemas/{schema_name}"}, OPENAPI)
     assert found == [], found
 
@@ -158,6 +171,7 @@ def test_submit_stores_queued_images_and_publishes_one_task_each(
         "failed": 0,
         "faces": 0,
         "status": "queued",
+        "callback": None,
     }
     assert body["created_at"].endswith("Z")
     assert abs(datetime.fromisoformat(body["created_at"]) - datetime.now(UTC)) < timedelta(minutes=1)
@@ -220,6 +234,7 @@ LONG_URL = "https://example.com/" + "a" * 41  # 61 characters, over the max_url_
         ({"urls": ["https://a.com/1"], "platform": 3}, "invalid_platform", "platform:"),
         ({"urls": ["https://a.com/1"], "name": "n" * 201}, "invalid_name", "name:"),
         ({"urls": ["https://a.com/1"], "name": ["x"]}, "invalid_name", "name:"),
+        ({"urls": ["https://a.com/1"], "name": "a\x00b"}, "invalid_name", "name: must not contain NUL"),
     ],
 )
 def test_invalid_batches_are_rejected_and_store_nothing(
@@ -308,12 +323,21 @@ def test_posts_with_any_configured_key_are_accepted(
     assert stored(pg_database) == (1, 4)
 
 
-def test_reads_stay_open_with_api_keys(make_client: ClientFactory) -> None:
+def test_reads_need_a_key_once_keys_exist(make_client: ClientFactory) -> None:
     client = make_client(api_keys=("key-one",))
+
+    assert_error(client.get("/api/v1/batches"), 401, "unauthorized")
+    assert_error(client.get("/api/v1/faces/export"), 401, "unauthorized")
+    assert client.get("/api/v1/stats", headers={"Authorization": "Bearer key-one"}).status_code == 200
+    assert client.get("/healthz").status_code == 200
+
+
+def test_public_reads_is_an_explicit_opt_in(make_client: ClientFactory) -> None:
+    client = make_client(api_keys=("key-one",), public_reads=True)
 
     assert client.get("/api/v1/batches").status_code == 200
     assert client.get("/api/v1/stats").status_code == 200
-    assert client.get("/healthz").status_code == 200
+    assert_error(client.post("/api/v1/batches", json={"urls": URLS}), 401, "unauthorized")
 
 
 def test_unknown_routes_are_404_not_401_with_api_keys(make_client: ClientFactory) -> None:
@@ -429,7 +453,7 @@ def test_batch_images_load_faces_without_n_plus_one(client: FlaskClient, pg_data
             body = client.get(f"/api/v1/batches/{batch_id}/images?per_page={per_page}").get_json()
         assert len(body["items"]) == per_page
         assert all(len(image["faces"]) == 2 for image in body["items"])
-        return len(statements)
+        return len([statement for statement in statements if "api_keys" not in statement])  # access control's own
 
     assert statements_for(1) == statements_for(6) == 4  # batch, count, images, faces
 
@@ -548,12 +572,22 @@ INSTAGRAM = block(1, 1, 1, neutral=1)
 TWITTER = block(1, 1, 2, angry=1, happy=1)
 
 
+STATISTICS_FIELDS = ("interval", "corrected", "reliable", "statistics")  # tests/test_statistics_api.py checks them
+
+
+def counts_only(body: Any) -> Any:
+    """An answer without its intervals, corrected shares and reliability: the counts these tests check."""
+    if isinstance(body, dict):
+        return {key: counts_only(value) for key, value in body.items() if key not in STATISTICS_FIELDS}
+    return body
+
+
 def get_stats(client: FlaskClient, query: str = "") -> dict[str, Any]:
     response = client.get(f"/api/v1/stats?{query}")
     assert response.status_code == 200, response.get_data(as_text=True)
     body = response.get_json()
     conforms(body, "Stats")
-    return body
+    return counts_only(body)
 
 
 def test_stats_totals_and_shares(client: FlaskClient, seeded: StatsData) -> None:
@@ -670,8 +704,9 @@ def test_wrong_method_is_405_json(client: FlaskClient) -> None:
     assert {"GET", "POST"} <= {method.strip() for method in response.headers["Allow"].split(",")}
 
 
-def test_unexpected_errors_are_500_without_details(settings: Settings) -> None:
+def test_unexpected_errors_are_500_without_details(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     app = create_app(settings)
+    monkeypatch.setitem(ACCESS, "boom", PUBLIC)
 
     @app.get("/boom")
     def boom() -> None:
@@ -714,7 +749,7 @@ def test_openapi_lists_every_route_and_method(client: FlaskClient) -> None:
 
     routes: dict[str, set[str]] = {}
     for rule in client.application.url_map.iter_rules():
-        if rule.endpoint != "static":
+        if rule.endpoint.rpartition(".")[2] != "static":  # the app's and Swagger UI's static files
             routes.setdefault(openapi_path(rule.rule), set()).update(rule.methods - {"HEAD", "OPTIONS"})
     documented = {path: {method.upper() for method in item} for path, item in document["paths"].items()}
     assert documented == {path: methods for path, methods in routes.items()}
@@ -744,8 +779,8 @@ def test_error_responses_match_the_documented_shape(client: FlaskClient) -> None
 
 def test_submit_and_stats_on_sqlite_with_filesystem_broker(tmp_path: Path, sqlite_url: str) -> None:
     """The same flow on the embedded default, where datetimes come back naive and compare as strings."""
-    settings = dataclasses.replace(
-        load_settings(), database_url=sqlite_url, broker_url="filesystem://", data_dir=tmp_path, api_keys=()
+    settings = load_settings().with_changes(
+        database_url=sqlite_url, broker_url="filesystem://", data_dir=tmp_path, api_keys=()
     )
     app = create_app(settings)
     client = app.test_client()
@@ -802,7 +837,7 @@ def test_api_never_imports_tensorflow_or_worker_code(tmp_path: Path) -> None:
     script = """
 import sys
 from db.migrate import upgrade
-from socialfer.settings import load_settings
+from core.settings import load_settings
 from api import create_app
 upgrade(load_settings().database_url)
 client = create_app().test_client()
@@ -839,3 +874,56 @@ def test_pages_load_only_this_servers_assets(client: FlaskClient, path: str) -> 
     assert not re.search(r'(?:src|href|action)="(?:https?:)?//', html)
     config = json.loads(re.search(r'<script id="config" type="application/json">(.*?)</script>', html, re.S)[1])
     assert config["emotions"] == list(EMOTIONS) and config["platforms"] == list(PLATFORMS)
+
+
+@pytest.mark.parametrize(
+    "route",
+    ["/api/v1/stats", "/api/v1/timeline", "/api/v1/faces", "/api/v1/images", "/api/v1/batches", "/api/v1/queue"],
+)
+@pytest.mark.parametrize("query", ["since=0001-01-01T00:00:00%2B05:00", "until=9999-12-31T23:59:59-05:00"])
+def test_dates_outside_the_range_once_in_utc_are_a_400(make_client: ClientFactory, route: str, query: str) -> None:
+    response = make_client().get(f"{route}?{query}")
+    assert response.status_code == 400
+    error = response.get_json()["error"]
+    assert error["code"] == "invalid_parameter" and "outside the range of dates" in error["message"]
+
+
+def test_api_docs_are_served_from_this_server(client: FlaskClient) -> None:
+    """Swagger UI at /api/docs: its scripts and styles come from the installed package, via this server."""
+    page = client.get("/api/docs")
+    assert page.status_code == 200 and page.mimetype == "text/html"
+    html = page.get_data(as_text=True)
+    assets = re.findall(r'(?:src|href)="([^"]+\.(?:js|css))"', html)
+    assert {"/api/docs/assets/js/swagger-ui-bundle.js", "/api/docs/assets/css/swagger-ui.css"} <= set(assets)
+    for asset in assets:
+        assert asset.startswith("/"), asset
+        assert client.get(asset).status_code == 200, asset
+    assert len(client.get("/api/docs/assets/js/swagger-ui-bundle.js").data) > 100_000  # the real bundle
+    assert not re.search(r'(?:src|href)="(?:https?:)?//', html)
+    assert 'data-document="/api/v1/openapi.json"' in html
+
+
+def test_validation_failures_answer_the_fields_code() -> None:
+    """The code comes from the failing field (or the model), the message names the field."""
+
+    def first_error(model: Any, data: Any) -> tuple[str, str]:
+        with pytest.raises(ValidationError) as caught:
+            model.model_validate(data)
+        return error_for(caught.value)
+
+    app = create_app(load_settings().with_changes(database_url="sqlite://", broker_url="memory://", max_batch_urls=2))
+    with app.app_context():
+        assert first_error(FaceListQuery, {"limit": "0"}) == (
+            "invalid_parameter",
+            "limit: must be an integer from 1 to 2147483647",
+        )
+        assert first_error(FaceListQuery, {"emotion": "joy", "limit": "x"})[1].startswith("emotion: must be one of")
+        assert first_error(BatchCreate, {}) == ("invalid_urls", "urls: required")
+        assert first_error(BatchCreate, "urls")[0] == "invalid_json"
+        assert first_error(BatchCreate, {"urls": ["https://a.com/"] * 3})[1] == "urls: must hold 1 to 2 URLs, got 3"
+        assert first_error(BatchCreate, {"urls": ["https://a.com/", "ftp://b"]}) == (
+            "invalid_url",
+            "urls[1]: scheme must be http or https",
+        )
+        assert first_error(BatchCreate, {"urls": ["https://a.com/"], "platform": "x"})[0] == "invalid_platform"
+    app.extensions["db"].dispose()

@@ -5,7 +5,6 @@ filtered batches) and preview pruning, on the real Postgres and once on the embe
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
 import json
 from datetime import timedelta
@@ -18,11 +17,12 @@ from sqlalchemy import select, text, update
 
 from api import create_app
 from api.serialize import EXPORT_FIELDS
-from db import PREVIEW, QUEUED, UPLOAD, Database, Image, ImageFile
-from db.queries import STALLED_AFTER, prune_previews, timeline, worker_state
+from core.settings import load_settings
+from core.vocabulary import EMOTIONS, QUEUED
+from db import PREVIEW, UPLOAD, Database, Image, ImageFile
+from db.lifecycle import prune_previews
+from db.queries import STALLED_AFTER, timeline, worker_state
 from db.schema import utcnow
-from models.labels import EMOTIONS
-from socialfer.settings import load_settings
 from tests.factories import StatsData, add_batch, add_image, add_preview, seed_stats
 from tests.test_api import (  # noqa: F401 - fixtures
     broker,
@@ -122,8 +122,8 @@ def test_timeline_bad_bucket_is_400(client: FlaskClient) -> None:
 
 def test_timeline_and_listings_on_sqlite(tmp_path: Path, sqlite_url: str) -> None:
     """The embedded default groups with strftime instead of date_trunc; same answers."""
-    settings = dataclasses.replace(
-        load_settings(), database_url=sqlite_url, broker_url="filesystem://", data_dir=tmp_path, api_keys=()
+    settings = load_settings().with_changes(
+        database_url=sqlite_url, broker_url="filesystem://", data_dir=tmp_path, api_keys=()
     )
     app = create_app(settings)
     database: Database = app.extensions["db"]

@@ -16,8 +16,8 @@ import pytest
 import redis
 import requests
 
+from core.vocabulary import EMOTIONS
 from models.detector import DEFAULT_MIN_CONFIDENCE
-from models.labels import EMOTIONS
 from tests.support import EXPECTED_FACES, free_port, image_server, socialfer_process, wait_until
 
 pytestmark = pytest.mark.slow

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from core.vocabulary import EMOTIONS
 from models.evaluate import confusion_png, metrics
-from models.labels import EMOTIONS
 from socialfer.cli import main
 
 ANGRY, DISGUST, HAPPY = EMOTIONS.index("angry"), EMOTIONS.index("disgust"), EMOTIONS.index("happy")

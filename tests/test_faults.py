@@ -8,7 +8,6 @@ environment so the sweeper acts within seconds.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import shutil
 import signal
@@ -25,9 +24,10 @@ import redis
 from sqlalchemy import create_engine, func, select, text
 
 from api import create_app
-from db import DONE, FAILED, Database, Face, Image
+from core.settings import load_settings
+from core.vocabulary import DONE, FAILED
+from db import Database, Face, Image
 from db.migrate import upgrade
-from socialfer.settings import load_settings
 from tests.conftest import unavailable
 from tests.image_corpus import corpus
 from tests.support import free_port, image_server, socialfer_process, wait_until
@@ -39,6 +39,8 @@ PG_BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"))), None)
 FAST_RECOVERY = {
     "SOCIALFER_ALLOW_PRIVATE_URLS": "1",
     "SOCIALFER_PROCESSING_TIMEOUT": "15",
+    "SOCIALFER_TASK_SOFT_TIME_LIMIT": "10",  # below the processing timeout, or the sweeper would requeue running images
+    "SOCIALFER_TASK_TIME_LIMIT": "12",
     "SOCIALFER_QUEUED_TIMEOUT": "8",
     "SOCIALFER_SWEEP_INTERVAL": "2",
     "SOCIALFER_API_KEYS": None,
@@ -195,7 +197,7 @@ def face_urls(server) -> list[str]:
 def test_kill_9_a_worker_mid_batch(pg_database: Database, redis_url: str, face_server, tmp_path: Path) -> None:
     redis.Redis.from_url(redis_url).flushdb()
     env = worker_env(pg_database.url, redis_url, tmp_path)
-    settings = dataclasses.replace(load_settings(), database_url=pg_database.url, broker_url=redis_url)
+    settings = load_settings().with_changes(database_url=pg_database.url, broker_url=redis_url)
     batch_id = submit(settings, face_urls(face_server))
     with socialfer_process(["worker"], env, tmp_path / "first.log") as first:
         wait_done_at_least(pg_database, batch_id, 20)
@@ -211,7 +213,7 @@ def test_kill_9_a_worker_mid_batch(pg_database: Database, redis_url: str, face_s
 def test_broker_restart_mid_batch_loses_no_image(pg_database: Database, face_server, tmp_path: Path) -> None:
     with own_redis(tmp_path) as (broker_url, restart_broker):
         env = worker_env(pg_database.url, broker_url, tmp_path)
-        settings = dataclasses.replace(load_settings(), database_url=pg_database.url, broker_url=broker_url)
+        settings = load_settings().with_changes(database_url=pg_database.url, broker_url=broker_url)
         batch_id = submit(settings, face_urls(face_server))
         with socialfer_process(["worker"], env, tmp_path / "worker.log"):
             wait_done_at_least(pg_database, batch_id, 20)
@@ -227,7 +229,7 @@ def test_database_outage_mid_batch(redis_url: str, face_server, tmp_path: Path) 
         upgrade(database_url)
         database = Database(database_url)
         env = worker_env(database_url, redis_url, tmp_path)
-        settings = dataclasses.replace(load_settings(), database_url=database_url, broker_url=redis_url)
+        settings = load_settings().with_changes(database_url=database_url, broker_url=redis_url)
         batch_id = submit(settings, face_urls(face_server))
         with socialfer_process(["worker"], env, tmp_path / "worker.log"):
             wait_done_at_least(database, batch_id, 20)
@@ -251,7 +253,7 @@ def test_bad_images_fail_cleanly_and_the_worker_goes_on(pg_database, redis_url: 
     for name, (data, _) in files.items():
         (folder / name).write_bytes(data)
     env = worker_env(pg_database.url, redis_url, tmp_path)
-    settings = dataclasses.replace(load_settings(), database_url=pg_database.url, broker_url=redis_url)
+    settings = load_settings().with_changes(database_url=pg_database.url, broker_url=redis_url)
     with image_server(folder) as server, socialfer_process(["worker"], env, tmp_path / "worker.log") as worker:
         names = sorted(files)
         bad_batch = submit(settings, [server.url(name) for name in names])

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.vocabulary import EMOTIONS
 from models import EmotionClassifier, FaceAnalyzer
 from models.calibration import apply_temperature, expected_calibration_error, log_loss, share_distance
 from models.data import file_sha256, load_split
 from models.evaluate import metrics
-from models.labels import EMOTIONS
 from models.resolution import resolution_curve
 from models.weights import DEFAULT_MODEL_PATH, model_card_path
 from models.wild import load_wild

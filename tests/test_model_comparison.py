@@ -21,7 +21,7 @@ from model_comparison import (  # noqa: E402
     results_table,
 )
 
-from models.labels import EMOTIONS  # noqa: E402
+from core.vocabulary import EMOTIONS  # noqa: E402
 
 
 def faces(count: int = 3, seed: int = 0) -> np.ndarray:

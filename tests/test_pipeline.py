@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
-from db import DONE, FAILED, PREVIEW, QUEUED, UPLOAD, Batch, Database, Face, Image, ImageFile
+from core.vocabulary import DONE, EMOTIONS, FAILED, QUEUED
+from db import PREVIEW, UPLOAD, Batch, Database, Face, Image, ImageFile
+from db.lifecycle import record_success
 from models.analyzer import FaceResult
-from models.labels import EMOTIONS
 from tests.support import free_port, image_server, make_settings
-from workers.pipeline import WorkerContext, process_image, record_success
+from workers.pipeline import WorkerContext, process_image
 
 HAPPY = {name: (0.94 if name == "happy" else 0.01) for name in EMOTIONS}
 
@@ -51,7 +52,7 @@ def server(tmp_path: Path):
 def context(database: Database, tmp_path: Path, analyzer=None, **overrides) -> WorkerContext:
     settings = make_settings(tmp_path, **{"allow_private_urls": True, "database_url": database.url, **overrides})
     fake = analyzer or FakeAnalyzer()
-    return WorkerContext(settings, database, analyzer_factory=lambda: fake)
+    return WorkerContext(settings, database, analyzer_factory=lambda _settings: fake)
 
 
 def image(database: Database, image_id: int) -> Image:

@@ -4,20 +4,23 @@ statements, keyset paging edges, and hourly rollups that answer exactly what cou
 from __future__ import annotations
 
 import random
+import threading
+import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from db import DONE, FAILED, PLATFORMS, PROCESSING, QUEUED, Batch, Database, Face, Image
-from db.queries import as_utc, batch_counts, faces_page, stats, summary, timeline
-from db.schema import NO_FINISH_HOUR, FaceHour, ImageHour
-from models.labels import EMOTIONS
+from core.filters import Filters
+from core.vocabulary import DONE, EMOTIONS, FAILED, PLATFORMS, PROCESSING, QUEUED
+from db import Batch, Database, Face, Image
+from db.queries import batch_counts, faces_page, stats, summary, timeline
+from db.schema import EMOTION_PAIRS, NO_FINISH_HOUR, FaceHour, ImageFaceCount, ImageHour
+from db.windows import as_utc
 from tests.conftest import truncate_all
-from tests.factories import T0, add_batch, add_image, counting_statements, seed_stats
+from tests.factories import T0, add_batch, add_faces, add_image, counting_statements, seed_stats
 
 
 def test_batch_counts_groups_in_one_statement(pg_database: Database) -> None:
@@ -122,9 +125,45 @@ def rollups(session: Session) -> tuple[dict, dict]:
     return images, {key: count for key, count in faces.items() if count}
 
 
+def image_hour_counts(faces: Sequence[Face]) -> dict[tuple, Counter]:
+    """Each image's faces per emotion, per UTC hour and platform: what image_face_counts must hold."""
+    counts: dict[tuple, Counter] = {}
+    for face in faces:
+        counts.setdefault((face.image_id, hour_of(face.analyzed_at), face.platform), Counter())[face.emotion] += 1
+    return counts
+
+
+def pair_sums(counts: dict[tuple, Counter]) -> dict[tuple, int]:
+    """Per (hour, platform, pair): the sum over images of c_e x c_f; zeros left out."""
+    sums: Counter = Counter()
+    for (_, hour, platform), image in counts.items():
+        for first, second in EMOTION_PAIRS:
+            sums[hour, platform, first, second] += image[first] * image[second]
+    return {key: value for key, value in sums.items() if value}
+
+
+def stored_pairs(session: Session) -> tuple[dict, dict]:
+    """image_face_counts and face_hours' pair sums as stored (zeros left out)."""
+    images = {
+        (row.image_id, as_utc(row.hour), row.platform): Counter(
+            {e: getattr(row, e) for e in EMOTIONS if getattr(row, e)}
+        )
+        for row in session.scalars(select(ImageFaceCount))
+    }
+    pairs = {
+        (as_utc(row.hour), row.platform, *pair): value
+        for row in session.scalars(select(FaceHour))
+        for pair, value in row.pairs.items()
+        if value
+    }
+    return images, pairs
+
+
 def assert_rollups_match(database: Database) -> None:
     with database.session() as session:
         assert rollups(session) == recount(session)
+        expected_counts = image_hour_counts(session.scalars(select(Face)).all())
+        assert stored_pairs(session) == (expected_counts, pair_sums(expected_counts))
         bounds = {
             (as_utc(row.hour), row.platform): (row.min_face_id, row.max_face_id)
             for row in session.scalars(select(FaceHour))
@@ -132,17 +171,6 @@ def assert_rollups_match(database: Database) -> None:
         for face in session.scalars(select(Face)):
             low, high = bounds[hour_of(face.analyzed_at), face.platform]
             assert low <= face.id <= high
-
-
-@pytest.fixture(params=["postgres", "sqlite"])
-def any_database(request: pytest.FixtureRequest) -> Iterator[Database]:
-    """The Postgres test database (emptied) and a fresh SQLite file: the rollups' triggers differ per dialect."""
-    if request.param == "postgres":
-        yield request.getfixturevalue("pg_database")
-        return
-    database = Database(request.getfixturevalue("sqlite_url"))
-    yield database
-    database.dispose()
 
 
 def seed_random(session: Session, seed: int = 6) -> None:
@@ -185,6 +213,44 @@ def test_rollups_follow_every_kind_of_write(any_database: Database) -> None:
     truncate_all(any_database)
     with any_database.session() as session:
         assert rollups(session) == ({}, {})
+        assert stored_pairs(session) == ({}, {})
+
+
+def test_concurrent_writers_of_one_image_keep_the_pair_sums_exact(pg_database: Database) -> None:
+    """Two transactions add faces to one image at once: the second waits on the image's counts row and
+    then builds on the first's committed counts, so the sums of products stay those of the rows."""
+    with pg_database.session() as session:
+        image_id = add_image(session, add_batch(session), emotions=("happy",)).id
+    first_flushed = threading.Event()
+    errors: list[BaseException] = []
+
+    def write(emotions: tuple[str, ...], wait: bool) -> None:
+        try:
+            if wait:
+                first_flushed.wait(timeout=10)
+            with pg_database.session() as session:
+                add_faces(session, session.get(Image, image_id), emotions)  # the trigger runs at this flush
+                if not wait:
+                    first_flushed.set()
+                    time.sleep(0.5)  # the other writer is now blocked on the counts row this one holds
+        except BaseException as exc:  # noqa: BLE001 - reported by the test below
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=write, args=(("happy", "sad"), False)),
+        threading.Thread(target=write, args=(("happy",), True)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert errors == []
+    assert_rollups_match(pg_database)
+    with pg_database.session() as session:
+        counts = session.scalars(select(ImageFaceCount).where(ImageFaceCount.image_id == image_id)).one()
+        assert (counts.happy, counts.sad) == (3, 1)
+        row = session.scalars(select(FaceHour)).one()
+        assert (row.pairs["happy", "happy"], row.pairs["happy", "sad"], row.pairs["sad", "sad"]) == (9, 3, 1)
 
 
 def in_window(value: datetime | None, since: datetime | None, until: datetime | None) -> bool:
@@ -193,7 +259,15 @@ def in_window(value: datetime | None, since: datetime | None, until: datetime | 
     return value is not None and (since is None or as_utc(value) >= since) and (until is None or as_utc(value) < until)
 
 
-def expected_stats(session: Session, platform: str | None, batch_id: int | None, since, until) -> dict:
+def expected_cross(faces: Sequence[Face]) -> list[list[int]]:
+    """The sum over images (per UTC hour, as the rollups group them) of c_e x c_f, EMOTIONS order."""
+    images = image_hour_counts(faces).values()
+    return [[sum(image[first] * image[second] for image in images) for second in EMOTIONS] for first in EMOTIONS]
+
+
+def expected_stats(
+    session: Session, platform: str | None, batch_id: int | None, since, until, with_pairs: bool = False
+) -> dict:
     """The /stats answer counted in Python from the rows: what the rollups must reproduce."""
 
     def kept(row_platform: str, row_batch: int, when: datetime | None) -> bool:
@@ -214,10 +288,15 @@ def expected_stats(session: Session, platform: str | None, batch_id: int | None,
         for name in PLATFORMS
         if any(i.platform == name for i in images)
     }
-    return {
+    result = {
         **summary(len(images), sum(1 for i in images if (i.face_count or 0) > 0), Counter(f.emotion for f in faces)),
         "by_platform": blocks,
     }
+    if with_pairs:
+        result["cross"] = expected_cross(faces)
+        for name, block in blocks.items():
+            block["cross"] = expected_cross([f for f in faces if f.platform == name])
+    return result
 
 
 HOUR = timedelta(hours=1)
@@ -260,11 +339,13 @@ def test_stats_and_timeline_over_any_window_equal_counting_the_rows(any_database
         windows = [*WINDOWS, *data_windows(faces)]
         for since, until in windows:
             for platform, batch in [(None, None), ("twitter", None), (None, batch_id), ("facebook", batch_id)]:
-                assert stats(session, platform=platform, batch_id=batch, since=since, until=until) == expected_stats(
-                    session, platform, batch, since, until
-                ), (platform, batch, since, until)
+                filters = Filters(platform, batch, since, until)
+                assert stats(session, filters) == expected_stats(session, platform, batch, since, until), filters
+                assert stats(session, filters, with_pairs=True) == expected_stats(
+                    session, platform, batch, since, until, with_pairs=True
+                ), filters
             for bucket, width in [("hour", "hour"), ("day", "day")]:
-                got = timeline(session, bucket=bucket, since=since, until=until)["items"]
+                got = timeline(session, Filters(since=since, until=until), bucket=bucket)["items"]
                 counted: dict[datetime, Counter] = {}
                 for face in faces:
                     if in_window(face.analyzed_at, since, until):
@@ -297,7 +378,7 @@ def test_time_filtered_face_pages_list_every_face_of_the_window_once(any_databas
                 cursor: int | None = None
                 while True:
                     page, cursor = faces_page(
-                        session, platform=platform, emotion=emotion, since=since, until=until, limit=4, cursor=cursor
+                        session, Filters(platform, since=since, until=until), emotion=emotion, limit=4, cursor=cursor
                     )
                     seen += [face.id for face in page]
                     if cursor is None:
@@ -320,12 +401,14 @@ def test_windows_at_the_ends_of_time(any_database: Database) -> None:
     with any_database.session() as session:
         seed_stats(session)
         for since, until in [(first, None), (None, last), (last - timedelta(minutes=30), None), (first, last)]:
-            assert stats(session, since=since, until=until) == expected_stats(session, None, None, since, until)
-            assert (
-                sum(item["faces"] for item in timeline(session, since=since, until=until)["items"])
-                == stats(session, since=since, until=until)["faces"]
+            assert stats(session, Filters(since=since, until=until)) == expected_stats(
+                session, None, None, since, until
             )
             assert (
-                len(faces_page(session, since=since, until=until, limit=50)[0])
-                == stats(session, since=since, until=until)["faces"]
+                sum(item["faces"] for item in timeline(session, Filters(since=since, until=until))["items"])
+                == stats(session, Filters(since=since, until=until))["faces"]
+            )
+            assert (
+                len(faces_page(session, Filters(since=since, until=until), limit=50)[0])
+                == stats(session, Filters(since=since, until=until))["faces"]
             )

@@ -1,6 +1,6 @@
-"""Schemathesis generates requests for every operation in api/openapi.json and sends them to the
-app (WSGI) on the real Postgres and Redis: no answer may be a 5xx, and every answer must be one
-the document describes. Bounded: a fixed number of examples per operation, derandomised."""
+"""Schemathesis generates requests for every operation in the served (generated) OpenAPI document
+and sends them to the app (WSGI) on the real Postgres and Redis: no answer may be a 5xx, and every
+answer must be one the document describes. Bounded: a fixed number of examples per operation, derandomised."""
 # ruff: noqa: F811 - the API fixtures are imported from tests.test_api and named as parameters
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from sqlalchemy import select
 
 from api import create_app
-from db import DONE, Database, Image
-from socialfer.settings import Settings
+from core.settings import Settings
+from core.vocabulary import DONE
+from db import Database, Image
 from tests.factories import add_preview, seed_stats
 from tests.test_api import OPENAPI, broker, settings  # noqa: F401 - fixtures
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from db import DONE, FAILED, PREVIEW, PROCESSING, QUEUED, Batch, Database, Image, ImageFile
+from core.vocabulary import DONE, FAILED, PROCESSING, QUEUED
+from db import PREVIEW, Batch, Database, Image, ImageFile
 from db.schema import utcnow
 from tests.support import make_settings
 from workers.pipeline import retry_delay
@@ -42,7 +43,9 @@ def state(database: Database, image_id: int) -> tuple[str, str | None]:
 
 @pytest.fixture
 def settings(tmp_path: Path):
-    return make_settings(tmp_path, processing_timeout=60, queued_timeout=120, max_attempts=3)
+    return make_settings(
+        tmp_path, processing_timeout=60, task_soft_time_limit=40, task_time_limit=50, queued_timeout=120, max_attempts=3
+    )
 
 
 def test_lost_processing_images_are_requeued(pg_database: Database, settings) -> None:

@@ -12,7 +12,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from api.uploads import sniff_image_type
-from db import QUEUED, UPLOAD, Database, Image, ImageFile
+from core.vocabulary import QUEUED
+from db import UPLOAD, Database, Image, ImageFile
 from tests.factories import jpeg_bytes
 from tests.test_api import (  # noqa: F401 - fixtures
     DEAD_BROKER,
@@ -89,6 +90,7 @@ def test_unnamed_and_non_ascii_files_get_safe_names(client: FlaskClient, pg_data
         ([], {}, 400, "invalid_files", "files:"),
         ([(JPEG, "a.jpg")], {"platform": "myspace"}, 400, "invalid_platform", "platform:"),
         ([(JPEG, "a.jpg")], {"name": "n" * 201}, 400, "invalid_name", "name:"),
+        ([(JPEG, "a.jpg")], {"name": "a\x00b"}, 400, "invalid_name", "name: must not contain NUL"),
         ([(JPEG + b"0" * 5000, "big.jpg")], {}, 413, "file_too_large", "files[0] (big.jpg): larger than the 4000"),
     ],
 )

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from celery import Celery
 
-from socialfer.settings import Settings, load_settings
+from core.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -19,9 +19,17 @@ ANALYZE_IMAGE = "socialfer.analyze_image"
 QUEUE = "socialfer"
 
 
-def make_celery(settings: Settings | None = None) -> Celery:
+class SocialferCelery(Celery):
+    """A Celery app that carries the settings it was built from, for the tasks and the sweeper."""
+
+    def __init__(self, settings: Settings):
+        super().__init__("socialfer", broker=settings.broker_url, include=["workers.tasks"], set_as_current=False)
+        self.settings = settings
+
+
+def make_celery(settings: Settings | None = None) -> SocialferCelery:
     settings = settings or load_settings()
-    app = Celery("socialfer", broker=settings.broker_url, include=["workers.tasks"], set_as_current=False)
+    app = SocialferCelery(settings)
     # Bounded socket waits: a broker that drops packets must not hang a POST or a worker.
     transport_options: dict = {
         "socket_connect_timeout": settings.connect_timeout,
@@ -44,11 +52,11 @@ def make_celery(settings: Settings | None = None) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        task_soft_time_limit=240,
-        task_time_limit=300,
+        task_soft_time_limit=settings.task_soft_time_limit,
+        task_time_limit=settings.task_time_limit,
+        worker_concurrency=settings.pool_processes(),
         worker_hijack_root_logger=False,
     )
-    app.conf.socialfer_settings = settings
     return app
 
 

@@ -27,7 +27,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 import requests
 from requests.adapters import HTTPAdapter
 
-from socialfer.settings import Settings
+from core.settings import Settings
 from workers.formats import SNIFF_BYTES, sniff_image_type
 
 USER_AGENT = "socialfer/0.1 (facial-expression analysis; +https://github.com/socialfer)"

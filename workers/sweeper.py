@@ -17,11 +17,14 @@ from datetime import datetime, timedelta
 from celery import Celery
 from sqlalchemy import or_, select
 
-from db import FAILED, PROCESSING, QUEUED, Database, Image
-from db.queries import prune_previews
+from core.settings import Settings
+from core.vocabulary import PROCESSING, QUEUED
+from db import Database, Image
+from db.lifecycle import delete_before, give_up, prune_previews, requeue
 from db.schema import utcnow
-from socialfer.settings import Settings
 from workers.celery_app import QUEUE, publish_images
+from workers.metrics import record_sweep
+from workers.webhooks import sweep_callbacks
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +34,8 @@ class SweepReport:
     requeued: list[int] = field(default_factory=list)
     gave_up: list[int] = field(default_factory=list)
     previews_pruned: int = 0
+    batches_expired: int = 0
+    images_expired: int = 0
 
 
 def sweep(database: Database, settings: Settings, *, queue_is_empty: bool, now: datetime | None = None) -> SweepReport:
@@ -49,30 +54,42 @@ def sweep(database: Database, settings: Settings, *, queue_is_empty: bool, now: 
     with database.session() as session:
         for image in session.scalars(select(Image).where(lost).with_for_update(skip_locked=True)):
             if image.attempts >= settings.max_attempts:
-                image.status, image.error_code, image.finished_at = FAILED, "worker_lost", now
-                image.error_message = (
-                    f"gave up after {image.attempts} attempts: the worker stopped or the task was lost"
-                )
+                give_up(session, image, now)
                 report.gave_up.append(image.id)
             else:
-                image.status, image.enqueued_at = QUEUED, now
+                requeue(image, now)
                 report.requeued.append(image.id)
         if settings.preview_retention_days > 0:
             report.previews_pruned = prune_previews(session, now - timedelta(days=settings.preview_retention_days))
+    if settings.result_retention_days > 0:
+        cutoff = now - timedelta(days=settings.result_retention_days)
+        report.batches_expired, report.images_expired = delete_before(database, cutoff)
+        if report.batches_expired:
+            log.warning(
+                "sweeper: retention (%s days) erased %s batches, %s images created before %s",
+                settings.result_retention_days,
+                report.batches_expired,
+                report.images_expired,
+                cutoff.isoformat(),
+            )
     return report
 
 
-def broker_queue_is_empty(app: Celery) -> bool:
-    """True only if the broker answers that the task queue holds no message."""
+def queue_length(app: Celery) -> int | None:
+    """Messages in the task queue as the broker tells it; None if the broker cannot be asked."""
     try:
         with app.connection_for_read() as connection:
-            return connection.default_channel.queue_declare(queue=QUEUE, passive=True).message_count == 0
+            return connection.default_channel.queue_declare(queue=QUEUE, passive=True).message_count
     except Exception as exc:
         if str(getattr(exc, "reply_code", "")) == "404":  # no such queue (e.g. a restarted broker): no messages
-            return True
-        # an unreachable broker: do not guess
-        log.warning("sweeper: cannot read the queue length: %s", exc)
-        return False
+            return 0
+        log.warning("cannot read the queue length: %s", exc)
+        return None
+
+
+def broker_queue_is_empty(app: Celery) -> bool:
+    """True only if the broker answers that the task queue holds no message (an unreachable one: do not guess)."""
+    return queue_length(app) == 0
 
 
 def sweep_and_publish(app: Celery, database: Database, settings: Settings) -> SweepReport:
@@ -81,6 +98,8 @@ def sweep_and_publish(app: Celery, database: Database, settings: Settings) -> Sw
         publish_images(app, report.requeued)
     if report.requeued or report.gave_up:
         log.warning("sweeper: requeued %s, gave up on %s", report.requeued, report.gave_up)
+    record_sweep(len(report.requeued), len(report.gave_up), report.previews_pruned)
+    sweep_callbacks(app, database, grace=settings.queued_timeout)
     return report
 
 

@@ -14,7 +14,6 @@ const SF = (() => {
     surprise: "#ff9da7",
     neutral: "#9a9a9a",
   };
-  const KEY_STORAGE = "socialfer.apiKey";
 
   /** An error the API answered (or a network failure), with its status and machine-readable code. */
   class ApiFailure extends Error {
@@ -25,19 +24,21 @@ const SF = (() => {
     }
   }
 
-  function apiKey() {
-    return localStorage.getItem(KEY_STORAGE) || "";
+  /* Who this page is signed in as: the session cookie (HttpOnly, so not readable here) is the
+     credential; this answer only says what it may do and carries the CSRF token for writes. */
+  let sessionInfo = null;
+  async function session(refresh = false) {
+    if (!sessionInfo || refresh) {
+      const response = await fetch("/api/v1/session", { headers: { Accept: "application/json" } });
+      sessionInfo = await response.json();
+    }
+    return sessionInfo;
   }
 
-  function setApiKey(value) {
-    if (value) localStorage.setItem(KEY_STORAGE, value);
-    else localStorage.removeItem(KEY_STORAGE);
-  }
-
-  /** fetch + JSON, with the API key on writes; any non-2xx becomes an ApiFailure carrying the API's message. */
+  /** fetch + JSON, with the session's CSRF token on writes; any non-2xx becomes an ApiFailure carrying the API's message. */
   async function api(path, options = {}) {
     const headers = { Accept: "application/json", ...(options.headers || {}) };
-    if (options.method && options.method !== "GET" && apiKey()) headers.Authorization = `Bearer ${apiKey()}`;
+    if (options.method && options.method !== "GET") headers["X-CSRF-Token"] = (await session()).csrf_token;
     let response;
     try {
       response = await fetch(path, { ...options, headers });
@@ -155,5 +156,41 @@ const SF = (() => {
     box.replaceChildren(...(Array.isArray(message) ? message : [message]));
   }
 
-  return { config, COLORS, ApiFailure, api, apiKey, setApiKey, el, svg, percent, number, plural, utc, annotatedImage, notice };
+  /** The header's account area and the open-mode banner, on every page. */
+  async function renderAccount() {
+    const account = document.getElementById("account");
+    const banner = document.getElementById("access-banner");
+    let info;
+    try {
+      info = await session();
+    } catch (error) {
+      return;
+    }
+    account.replaceChildren();
+    if (info.open_mode) {
+      banner.hidden = false;
+      banner.textContent =
+        "Open mode: no API key exists, so anyone who can reach this address can read and change everything here. " +
+        "It listens on 127.0.0.1 only; create a key with `socialfer keys create --scope admin --name NAME` to close it.";
+    } else if (info.signed_in) {
+      const signOut = el("a", { href: "/signin", id: "sign-out" }, "Sign out");
+      signOut.addEventListener("click", async (event) => {
+        event.preventDefault();
+        await api("/api/v1/session", { method: "DELETE" });
+        window.location.assign("/signin");
+      });
+      account.append(el("span", { id: "signed-in-as" }, `${info.name} (${info.scope})`), " ", signOut);
+    } else {
+      account.append(el("a", { href: "/signin", id: "sign-in" }, "Sign in"));
+    }
+  }
+  renderAccount();
+
+  /** Whether this page may submit: open mode, or a signed-in key of the write scope or above. */
+  async function canWrite() {
+    const info = await session();
+    return info.open_mode || info.scope === "write" || info.scope === "admin";
+  }
+
+  return { config, COLORS, ApiFailure, api, session, canWrite, el, svg, percent, number, plural, utc, annotatedImage, notice };
 })();

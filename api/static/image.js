@@ -99,7 +99,10 @@
       view.replaceChildren();
       return true;
     }
-    const missing = `The preview is no longer kept (previews are kept ${config.preview_retention_days} days); the faces below remain.`;
+    const missing =
+      config.previews === "off"
+        ? "No picture: this server keeps no previews of the photos it analyses (SOCIALFER_PREVIEWS=off); the faces below remain."
+        : `The preview is no longer kept (previews are kept ${config.preview_retention_days} days); the faces below remain.`;
     view.replaceChildren(annotatedImage(image, { numbered: true, onMissing: missing }));
     drawFaces(image);
     return true;
