@@ -159,10 +159,10 @@ class Settings(BaseSettings):
     )
     max_faces: int = Field(256, ge=1, description="faces kept per image (the largest); the number beyond is recorded")
     low_resolution_px: int = Field(
-        28,
+        24,
         ge=1,
-        description="faces whose shorter side is under this many pixels are flagged `low_resolution` (the classifier "
-        "loses 5 points of accuracy there)",
+        description="faces whose shorter side is under this many pixels are flagged `low_resolution`: the shipped "
+        "classifier is 5 points less accurate there (23.4 px, `bench/resolution.py`)",
     )
     model_path: Path | None = Field(
         None, validation_alias="SOCIALFER_MODEL", description="expression model file (default the committed model)"

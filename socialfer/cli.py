@@ -109,6 +109,80 @@ def train(
 
 
 @main.command()
+@fer2013_option
+@click.option(
+    "--wild",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The shared real-photo faces (default: ../shared/data/faces_in_the_wild/muxspace_dev.npz).",
+)
+@click.option(
+    "--finetune-from",
+    "base_model",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="The trained model to start from.",
+)
+@click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), required=True, help="Resumes if present.")
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="After training: choose, calibrate and write the model and its card here (models/ship.py).",
+)
+@click.option("--epochs", type=int, default=12, show_default=True)
+@click.option("--steps-per-epoch", type=int, default=None, help="Default: one pass over both sets.")
+@click.option("--learning-rate", type=float, default=4e-4, show_default=True)
+@click.option("--mixing", type=click.Choice(["weight", "balanced"]), default="weight", show_default=True)
+@click.option("--wild-weight", type=float, default=2.0, show_default=True, help="mixing=weight: a wild face's loss.")
+@click.option("--wild-share", type=float, default=0.3, show_default=True, help="mixing=balanced: wild share per batch.")
+@click.option("--seed", type=int, default=2026, show_default=True)
+@click.option("--limit", type=int, default=None, help="Use the first N faces of each set only (smoke runs).")
+def finetune(
+    data: Path | None,
+    wild: Path | None,
+    base_model: Path,
+    run_dir: Path,
+    output: Path | None,
+    epochs: int,
+    steps_per_epoch: int | None,
+    learning_rate: float,
+    mixing: str,
+    wild_weight: float,
+    wild_share: float,
+    seed: int,
+    limit: int | None,
+) -> None:
+    """Fine-tune a trained model on FER2013 Training plus the real-photo training folds (snapshots per epoch)."""
+    from models.finetune import FinetuneConfig
+    from models.finetune import finetune as run_finetune
+    from models.wild import DEFAULT_WILD_PATH
+
+    cfg = FinetuneConfig(
+        data=data or fer2013_path(cli_settings()),
+        wild=wild or DEFAULT_WILD_PATH,
+        base_model=base_model,
+        run_dir=run_dir,
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch,
+        learning_rate=learning_rate,
+        mixing=mixing,
+        wild_weight=wild_weight,
+        wild_share=wild_share,
+        seed=seed,
+        limit=limit,
+    )
+    state = run_finetune(cfg)
+    if output is None:
+        click.echo(json.dumps(state))
+        return
+    from models.ship import ship_finetuned
+
+    card = ship_finetuned(cfg, output)
+    click.echo(json.dumps({key: card[key] for key in ("selection", "calibration", "abstention")}, indent=2))
+
+
+@main.command()
 def migrate() -> None:
     """Create or upgrade the database schema (Alembic)."""
     from db.migrate import upgrade

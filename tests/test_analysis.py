@@ -155,7 +155,9 @@ def test_fast_coverage_on_a_well_measured_matrix() -> None:
     assert np.all((result.raw_covered >= 0.88) & (result.raw_covered <= 0.995)), result.raw_covered
     assert np.all((result.corrected_covered >= 0.88) & (result.corrected_covered <= 0.995)), result.corrected_covered
     assert np.all(np.abs(result.corrected_bias) < 0.01), result.corrected_bias
-    assert np.abs(result.raw_bias).max() > 0.02  # the classifier's error the correction removes
+    # The classifier's error the correction removes: with the v3 card's PublicTest matrix the raw bias
+    # on this mix is 0.011 at most (v2's exceeded 0.02), the corrected one 0.002.
+    assert np.abs(result.raw_bias).max() > 0.005 > 2 * np.abs(result.corrected_bias).max()
 
 
 def test_faces_as_independent_would_undercover_clustered_images() -> None:

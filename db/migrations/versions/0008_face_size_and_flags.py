@@ -32,7 +32,7 @@ down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-LOW_RESOLUTION_PX = 28  # core.settings low_resolution_px's default: faces under it are flagged
+LOW_RESOLUTION_PX = 24  # core.settings low_resolution_px's default: faces under it are flagged
 FLAGS = ("uncertain", "low_resolution")
 PG_HOUR = "date_trunc('hour', {0} AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"  # 0004's
 SQLITE_HOUR = "strftime('%Y-%m-%d %H:00:00.000000', {0})"  # 0004's
