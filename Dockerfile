@@ -15,6 +15,7 @@ COPY README.md ./
 COPY api api
 COPY workers workers
 COPY core core
+COPY analysis analysis
 COPY db db
 COPY models models
 COPY socialfer socialfer

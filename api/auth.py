@@ -56,6 +56,7 @@ ACCESS: dict[str, str] = {
     "faces.export_faces": READ,
     "stats.get_stats": READ,
     "stats.get_timeline": READ,
+    "stats.get_compare": READ,
     "queue.get_queue": READ,
     "audit.list_audit": ADMIN,
     "keys.list_keys_route": ADMIN,

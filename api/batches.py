@@ -125,7 +125,7 @@ def create_batch(body: schemas.BatchCreate) -> tuple[Response, int, dict[str, st
 def list_batches(query: schemas.BatchListQuery) -> Response:
     with database().session() as session:
         batches = latest_batches(session, page_size(query.limit), query.filters())
-        counts = batch_counts(session, [batch.id for batch in batches])
+        counts = batch_counts(session, [batch.id for batch in batches], query.filters())
         return jsonify({"items": [batch_json(batch, counts[batch.id]) for batch in batches]})
 
 

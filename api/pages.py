@@ -27,6 +27,9 @@ def page_config() -> dict[str, object]:
         "max_image_bytes": config.max_image_bytes,
         "preview_retention_days": config.preview_retention_days,
         "previews": config.previews,
+        "min_face_px": config.min_face_px,
+        "max_faces": config.max_faces,
+        "low_resolution_px": config.low_resolution_px,
     }
 
 

@@ -46,8 +46,9 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from analysis.card import SHIPPED_MATRICES
 from api.context import settings
-from core.filters import Filters, to_utc
+from core.filters import INCLUDE, UNCERTAIN_CHOICES, Filters, to_utc
 from core.settings import Settings
 from core.vocabulary import EMOTIONS, IMAGE_STATES, PLATFORMS, SCOPES
 from db.queries import BUCKETS
@@ -240,9 +241,27 @@ class WindowQuery(Query):
         json_schema_extra={"example": "2025-02-01"},
     )
 
+    min_face_px: Id | None = Field(
+        None,
+        description="Only faces at least this many pixels on the shorter side of their box (e.g. 28 leaves out the "
+        "`low_resolution` ones). The hourly rollups do not know face sizes: such views are counted from the faces.",
+    )
+    uncertain: choice(UNCERTAIN_CHOICES) | None = Field(
+        None,
+        description="Faces the classifier abstained on: `include` (default), `exclude` or `only`; counted from the "
+        "faces like `min_face_px`.",
+    )
+
     def filters(self) -> Filters:
         """The one filter value `db.queries` takes (its times are already UTC)."""
-        return Filters(platform=self.platform, batch_id=self.batch_id, since=self.since, until=self.until)
+        return Filters(
+            platform=self.platform,
+            batch_id=self.batch_id,
+            since=self.since,
+            until=self.until,
+            min_face_px=self.min_face_px,
+            uncertain=self.uncertain or INCLUDE,
+        )
 
 
 LIMIT_DESCRIPTION = "Items to return; values above the server maximum (default 500) are capped."
@@ -559,6 +578,11 @@ class Face(Schema):
     confidence: float = Field(description="Face detector confidence.")
     emotion: EmotionName
     scores: Scores
+    size_px: Count = Field(description="The shorter side of the box, in pixels of the image.")
+    low_resolution: bool = Field(
+        description="Smaller than the size the classifier is reliable at (SOCIALFER_LOW_RESOLUTION_PX when analysed)."
+    )
+    uncertain: bool = Field(description="The classifier abstained: its top probability is under its threshold.")
 
 
 class ListedFace(Face):
@@ -603,6 +627,15 @@ class Timings(Schema):
     analyze_ms: Annotated[float, Field(ge=0)] | None
 
 
+class Detection(Schema):
+    min_face_px: Count | None = Field(
+        description="The smallest face size (pixels) looked for: the setting, or more when the scan's pixel budget "
+        "bound (`scan_capped`) or every face found was large; null before analysis."
+    )
+    scan_capped: bool = Field(description="The image was too large to scan for faces down to the setting.")
+    faces_beyond_cap: Count = Field(description="Faces found beyond SOCIALFER_MAX_FACES, not kept (the smallest).")
+
+
 class Image(Schema):
     id: int
     batch_id: int
@@ -620,6 +653,7 @@ class Image(Schema):
     created_at: UtcTime
     started_at: UtcTime | None = Field(description="ISO 8601, UTC (`Z`); null until it happens.")
     finished_at: UtcTime | None = Field(description="ISO 8601, UTC (`Z`); null until it happens.")
+    detection: Detection
     faces: list[Face]
 
 
@@ -636,9 +670,27 @@ class ImageList(Schema):
     next_cursor: int | None = Field(description="`cursor` for the next page; null on the last page.")
 
 
+Interval = Annotated[
+    list[float], Field(min_length=2, max_length=2, description="95 % interval [low, high] (docs/statistics.md).")
+]
+
+
+class CorrectedShare(Schema):
+    """The estimated true share: the raw shares corrected with the model card's confusion matrix
+    (`statistics.corrected`), its interval carrying the sampling error and the matrix's own."""
+
+    share: Probability
+    interval: Interval
+
+
 class EmotionCount(Schema):
     count: Count
-    share: Probability
+    share: Probability = Field(description="The classifier's raw share: count / faces, 0 when there are no faces.")
+    interval: Interval = Field(
+        description="95 % interval of the raw share: Wilson's at the effective number of faces of a cluster-robust "
+        "variance (the faces of one image are not independent)."
+    )
+    corrected: CorrectedShare | None = Field(description="Null when there are no faces or no matrix is available.")
 
 
 EmotionShares = create_model(
@@ -657,13 +709,124 @@ EmotionCounts = create_model(
 
 class Summary(Schema):
     images: Count = Field(description="Done images.")
-    images_with_faces: Count
+    images_with_faces: Count = Field(description="Done images with at least one of the faces counted.")
     faces: Count
+    uncertain: Count = Field(description="Of `faces`, those the classifier abstained on.")
+    low_resolution: Count = Field(description="Of `faces`, those flagged low resolution.")
+    reliable: bool = Field(
+        description="At least `statistics.min_images` (SOCIALFER_MIN_IMAGES_FOR_SHARE) images with faces; "
+        "below that, read the intervals rather than the shares."
+    )
     emotions: EmotionShares
 
 
+class CorrectionMethod(Schema):
+    matrix: str = Field(description="The model card's confusion matrix the shares were corrected with.")
+    method: str
+    replicates: int = Field(ge=1, description="Draws the corrected intervals come from.")
+
+
+class StatisticsMethod(Schema):
+    """What the intervals and corrected shares are (docs/statistics.md)."""
+
+    level: float = Field(description="Coverage of every interval: 0.95.")
+    min_images: int = Field(ge=1, description="Images with faces a set needs to be `reliable`.")
+    raw: str
+    corrected: CorrectionMethod | None = Field(description="Null when no matrix is available (see `note`).")
+    note: str | None = Field(None, description="Why corrected shares are missing, when they are.")
+
+
 class Stats(Summary):
+    faces_left_out: Count = Field(description="Faces of the same view that `min_face_px` and `uncertain` leave out.")
     by_platform: dict[Literal[PLATFORMS], Summary]  # type: ignore[valid-type] - the platforms with done images
+    statistics: StatisticsMethod
+
+
+MATRIX_DESCRIPTION = (
+    "The model card's confusion matrix to correct shares with: `wild_calibration` (real photos, the calibration "
+    "fold; the default, SOCIALFER_CONFUSION_MATRIX), `fer2013_publictest` or `wild_heldout`."
+)
+
+
+class StatsQuery(WindowQuery):
+    matrix: choice(SHIPPED_MATRICES) | None = Field(None, description=MATRIX_DESCRIPTION)
+
+
+def side_field(side: str, name: str, annotation: Any, description: str) -> Any:
+    return (
+        annotation | None,
+        Field(None, alias=f"{side}.{name}", description=f"Set {side.upper()}: {description} Overrides `{name}`."),
+    )
+
+
+SIDE_FILTERS = {
+    "platform": (PlatformName, "only this platform."),
+    "batch_id": (Id, "only this batch."),
+    "since": (Instant, "inclusive lower bound (ISO 8601; UTC without an offset)."),
+    "until": (Instant, "exclusive upper bound (ISO 8601; UTC without an offset)."),
+}
+CompareSides = create_model(
+    "CompareSides",
+    __base__=StatsQuery,
+    **{
+        f"{side}_{name}": side_field(side, name, annotation, description)
+        for side in ("a", "b")
+        for name, (annotation, description) in SIDE_FILTERS.items()
+    },
+)
+
+
+class CompareQuery(CompareSides):  # type: ignore[misc, valid-type] - fields made from SIDE_FILTERS
+    """Two sets, `a.*` and `b.*`; the unprefixed filters apply to both unless a set's own override them."""
+
+    def side(self, side: str) -> Filters:
+        own = {name: getattr(self, f"{side}_{name}") for name in SIDE_FILTERS}
+        common = self.filters()
+        return Filters(**{name: own[name] if own[name] is not None else getattr(common, name) for name in own})
+
+
+class SideFilters(Schema):
+    platform: PlatformName | None
+    batch_id: int | None
+    since: UtcTime | None
+    until: UtcTime | None
+
+
+class CompareSide(Summary):
+    filters: SideFilters = Field(description="The set's filters, shared and own together.")
+    faces_left_out: Count = Field(description="Faces of the set that `min_face_px` and `uncertain` leave out.")
+
+
+class ShareDifference(Schema):
+    difference: float = Field(ge=-1, le=1, description="a - b.")
+    interval: Interval
+    p_value: Probability = Field(description="Two-sided, against no difference.")
+    p_holm: Probability = Field(description="Holm-adjusted over the seven emotions.")
+    significant: bool = Field(description="p_holm < 0.05: distinguishable from zero after correcting for seven tests.")
+
+
+class EmotionDifference(Schema):
+    raw: ShareDifference = Field(description="Of the classifier's shares: normal interval, cluster-robust variances.")
+    corrected: ShareDifference | None = Field(
+        description="Of the corrected shares: percentile interval over replicates sharing each matrix draw; null "
+        "when a set has no faces or no matrix is available."
+    )
+
+
+EmotionDifferences = create_model(
+    "EmotionDifferences",
+    __base__=Schema,
+    __doc__="Every emotion, in model order.",
+    **{name: (EmotionDifference, ...) for name in EMOTIONS},
+)
+
+
+class Comparison(Schema):
+    a: CompareSide
+    b: CompareSide
+    reliable: bool = Field(description="Both sets are reliable.")
+    differences: EmotionDifferences
+    statistics: StatisticsMethod
 
 
 class TimelineBucket(Schema):

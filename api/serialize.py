@@ -60,6 +60,9 @@ def face_json(face: Face, *, listing: bool = False) -> dict[str, Any]:
         "confidence": face.confidence,
         "emotion": face.emotion,
         "scores": face.scores,
+        "size_px": face.size_px,
+        "low_resolution": face.low_resolution,
+        "uncertain": face.uncertain,
     }
     if listing:
         data.update(platform=face.platform, batch_id=face.batch_id, analyzed_at=iso(face.analyzed_at))
@@ -86,6 +89,11 @@ def image_json(image: Image) -> dict[str, Any]:
         "created_at": iso(image.created_at),
         "started_at": iso(image.started_at),
         "finished_at": iso(image.finished_at),
+        "detection": {
+            "min_face_px": image.min_face_px,
+            "scan_capped": bool(image.scan_capped),
+            "faces_beyond_cap": image.faces_beyond_cap or 0,
+        },
         "faces": [face_json(face) for face in image.faces],
     }
 
@@ -114,6 +122,9 @@ EXPORT_FIELDS = (
     "confidence",
     "emotion",
     *(f"score_{name}" for name in EMOTIONS),
+    "size_px",
+    "low_resolution",
+    "uncertain",
 )
 
 
@@ -135,4 +146,7 @@ def export_row(face: Face, url: str) -> list[Any]:
         face.confidence,
         face.emotion,
         *face.scores.values(),
+        face.size_px,
+        int(face.low_resolution),
+        int(face.uncertain),
     ]

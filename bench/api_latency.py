@@ -1,9 +1,12 @@
 """Read latency of the dashboard's API on a large data set, and how fast it accepts batches, from outside.
 
-Hits each /stats, /timeline and /faces variant (no filter, each filter, first and deeper
-keyset pages) a fixed number of times, all variants shuffled together, from a few
+Hits each /stats, /compare, /timeline and /faces variant (no filter, each filter, first and
+deeper keyset pages) a fixed number of times, all variants shuffled together, from a few
 concurrent clients under an overall time cap, and prints p50/p95/max per variant beside
-its target: p95 under 50 ms for the aggregates, under 100 ms for a page of faces. Then
+its target: p95 under 50 ms for the aggregates, under 100 ms for a page of faces. /stats and
+/compare answer with intervals and corrected shares, which the API keeps in a small cache
+per exact data; the "uncached" variants start their window at another batch's creation time
+on every request, so each one corrects new counts. Then
 POSTs batches of 1000 URLs (bench/load_run.py's submit_batches) and prints URLs/s against 1000 URLs/s. Filter values
 are read from the API itself (its newest face, a batch, the id range), so any filled
 database works. Exits 1 if a target is missed.
@@ -45,6 +48,11 @@ class Measured:
     target_ms: float | None  # None: shown for information, no verdict
     latencies: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    varying: list[str] = field(default_factory=list)  # paths used in turn instead of `path` (uncached answers)
+
+    def next_path(self) -> str:
+        """`path`, or the next of `varying` (each request gets one never asked before)."""
+        return self.varying.pop() if self.varying else self.path
 
     def percentile(self, p: float) -> float:
         """Nearest-rank percentile: a value that was measured."""
@@ -73,7 +81,7 @@ def hit(api: str, results: list[Measured], per_variant: int, clients: int, max_s
     with requests.Session() as session:
         for measured in results:
             for _ in range(warmup):
-                session.get(f"{api}{measured.path}", timeout=30)
+                session.get(f"{api}{measured.next_path()}", timeout=30)
     work = [measured for measured in results for _ in range(per_variant)]
     random.Random(6).shuffle(work)
     lock = threading.Lock()
@@ -86,9 +94,10 @@ def hit(api: str, results: list[Measured], per_variant: int, clients: int, max_s
                     if not work:
                         return
                     measured = work.pop()
+                    path = measured.next_path()
                 started = time.perf_counter()
                 try:
-                    response = session.get(f"{api}{measured.path}", timeout=30)
+                    response = session.get(f"{api}{path}", timeout=30)
                 except requests.RequestException as exc:
                     with lock:
                         measured.errors.append(repr(exc))
@@ -111,7 +120,18 @@ def iso(value: datetime) -> str:
     return value.isoformat().replace("+00:00", "Z")
 
 
-def variants(api: str) -> list[Measured]:
+def batch_times(api: str, count: int) -> list[str]:
+    """The creation times of the newest `count` batches: windows starting at each hold different faces."""
+    batches = requests.get(f"{api}/api/v1/batches", params={"limit": count}, timeout=30).json()["items"]
+    return [batch["created_at"] for batch in batches]
+
+
+def shifting(template: str, times: list[str]) -> list[str]:
+    """One path per time in `since`: each window holds other faces, so no two answers are the same."""
+    return [template.format(since=time) for time in times]
+
+
+def variants(api: str, per_variant: int) -> list[Measured]:
     """The requests to time, with filter values read from the API."""
     newest_page = requests.get(f"{api}/api/v1/faces", params={"limit": 50}, timeout=30).json()
     if not newest_page["items"]:
@@ -120,12 +140,14 @@ def variants(api: str) -> list[Measured]:
     newest_id, newest_at = newest["id"], datetime.fromisoformat(newest["analyzed_at"].replace("Z", "+00:00"))
     middle = max(1, newest_id // 2)  # a deep keyset page: half way down the ids
     batches = requests.get(f"{api}/api/v1/batches", params={"limit": 100}, timeout=30).json()["items"]
-    batch = max(batches, key=lambda b: b["faces"])["id"]
+    by_faces = sorted(batches, key=lambda b: b["faces"], reverse=True)
+    batch, other_batch = by_faces[0]["id"], by_faces[1]["id"]
     week = iso(newest_at - timedelta(days=7))
     since, until = iso(newest_at - timedelta(days=30, minutes=-17)), iso(newest_at - timedelta(days=16, minutes=-41))
     window = f"since={since}&until={until}"
     window_page = requests.get(f"{api}/api/v1/faces?{window}&limit=50", timeout=30).json()
     old = iso(newest_at - timedelta(days=60))
+    month, fortnight = iso(newest_at - timedelta(days=30)), iso(newest_at - timedelta(days=14))
     stats = [
         ("stats", "/api/v1/stats"),
         ("stats platform", "/api/v1/stats?platform=instagram"),
@@ -133,6 +155,10 @@ def variants(api: str) -> list[Measured]:
         ("stats since (7 days)", f"/api/v1/stats?since={week}"),
         ("stats since+until (2 weeks)", f"/api/v1/stats?{window}"),
         ("stats platform+since+until", f"/api/v1/stats?platform=twitter&{window}"),
+        ("compare platforms", "/api/v1/compare?a.platform=instagram&b.platform=twitter"),
+        ("compare two windows", f"/api/v1/compare?a.since={month}&a.until={fortnight}&b.since={fortnight}"),
+        ("compare platform, windows", f"/api/v1/compare?platform=facebook&a.until={fortnight}&b.since={fortnight}"),
+        ("compare batches", f"/api/v1/compare?a.batch_id={batch}&b.batch_id={other_batch}"),
         ("timeline", "/api/v1/timeline"),
         ("timeline since+until", f"/api/v1/timeline?{window}"),
     ]
@@ -148,8 +174,21 @@ def variants(api: str) -> list[Measured]:
         ("faces since+until page 2", f"/api/v1/faces?{window}&cursor={window_page['next_cursor'] or middle}"),
         ("faces until (60 days back)", f"/api/v1/faces?platform=instagram&until={old}"),
     ]
+    times = batch_times(api, per_variant + 10)
+    uncached = [
+        Measured(
+            "stats uncached (since moves)", "", STATS_TARGET_MS, varying=shifting("/api/v1/stats?since={since}", times)
+        ),
+        Measured(
+            "compare uncached (since moves)",
+            "",
+            STATS_TARGET_MS,
+            varying=shifting("/api/v1/compare?since={since}&a.platform=instagram&b.platform=twitter", times),
+        ),
+    ]
     return [
         *(Measured(name, path, STATS_TARGET_MS) for name, path in stats),
+        *uncached,
         *(Measured(name, path, FACES_TARGET_MS) for name, path in faces),
         Measured("faces limit=500 (max page)", "/api/v1/faces?limit=500", None),  # 10x the default page
     ]
@@ -178,7 +217,7 @@ def main() -> None:
         args.requests, args.max_seconds, args.post_batches = 30, 60.0, 2
 
     started = time.monotonic()
-    results = variants(args.api)
+    results = variants(args.api, args.requests)
     print(
         f"{args.requests} requests per variant, all variants interleaved, {args.clients} clients, "
         f"at most {args.max_seconds:.0f} s"

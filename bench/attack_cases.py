@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
@@ -30,8 +31,13 @@ from tests.attack_corpus import CASES, hostile_server, upload_bytes  # noqa: E40
 
 
 class NoFaces:
+    """Finds nothing and loads no model (models.analyzer would import TensorFlow)."""
+
     def analyze(self, rgb):
         return []
+
+    def analyze_image(self, rgb):
+        return SimpleNamespace(faces=[], faces_beyond_cap=0, min_face_px=0, scan_capped=False)
 
 
 def status_mb(field: str) -> float:

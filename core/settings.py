@@ -159,8 +159,32 @@ class Settings(BaseSettings):
         0, ge=0, description="pool processes per worker (0: one per CPU); `socialfer worker --concurrency` overrides"
     )
     tf_threads: int = Field(0, ge=0, description="TensorFlow threads per worker process (0: CPUs / pool processes)")
+    min_face_px: int = Field(
+        24, ge=12, description="the smallest face looked for, in original pixels, whatever the image's size"
+    )
+    max_scan_pixels: int = Field(
+        8_000_000,
+        ge=100_000,
+        description="pixels the detector's fine pass scans per image at most; above it the image says which face "
+        "size it looked down to",
+    )
+    max_faces: int = Field(256, ge=1, description="faces kept per image (the largest); the number beyond is recorded")
+    low_resolution_px: int = Field(
+        24,
+        ge=1,
+        description="faces whose shorter side is under this many pixels are flagged `low_resolution`: the shipped "
+        "classifier is 5 points less accurate there (23.4 px, `bench/resolution.py`)",
+    )
     model_path: Path | None = Field(
         None, validation_alias="SOCIALFER_MODEL", description="expression model file (default the committed model)"
+    )
+    confusion_matrix: str = Field(
+        "wild_calibration",
+        description="the model card's confusion matrix that corrected shares are estimated with "
+        "(an API request may name another with `matrix=`)",
+    )
+    min_images_for_share: int = Field(
+        30, ge=1, description="below this many images with faces, a share is flagged as not reliable yet"
     )
     fer2013: Path | None = Field(
         None, description="FER2013 NPZ for `train` and `evaluate` (default `../shared/data/fer2013.npz`)"

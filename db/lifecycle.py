@@ -56,6 +56,7 @@ class DetectedFace(Protocol):
     confidence: float
     emotion: str
     scores: Mapping[str, float]
+    uncertain: bool  # the classifier abstained (its top probability under its threshold)
 
 
 def locked_image(session: Session, image_id: int) -> Image | None:
@@ -148,10 +149,12 @@ def record_success(
     faces: Sequence[DetectedFace],
     details: Mapping[str, Any],
     preview: bytes | None = None,
+    low_resolution_px: int = 0,
 ) -> None:
     """Replace the image's faces and preview and mark it done, atomically; the upload's bytes go.
 
     Replacing (not adding) is what makes a redelivered task harmless: it never duplicates faces.
+    A face whose box's shorter side is under `low_resolution_px` is stored flagged `low_resolution`.
     """
     with database.session() as session:
         image = locked_image(session, image_id)
@@ -175,6 +178,9 @@ def record_success(
                 confidence=face.confidence,
                 emotion=face.emotion,
                 **{f"score_{name}": value for name, value in face.scores.items()},
+                size_px=min(face.box[2], face.box[3]),
+                low_resolution=min(face.box[2], face.box[3]) < low_resolution_px,
+                uncertain=bool(getattr(face, "uncertain", False)),
             )
             for face in faces
         )

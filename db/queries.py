@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from functools import reduce
 from typing import Any
 
+import numpy as np
 from sqlalchemy import (
     ColumnElement,
     CompoundSelect,
@@ -23,20 +24,24 @@ from sqlalchemy import (
     exists,
     func,
     literal_column,
+    null,
     select,
     union_all,
 )
 from sqlalchemy.orm import InstrumentedAttribute, Session, selectinload
 
-from core.filters import NO_FILTERS, Filters
+from core.filters import INCLUDE, NO_FILTERS, ONLY, Filters
 from core.vocabulary import DONE, EMOTIONS, FAILED, IMAGE_STATES, PLATFORMS, PROCESSING, QUEUED
 from db.schema import (
+    EMOTION_PAIRS,
     NO_FINISH_HOUR,
     Batch,
     Face,
+    FaceFlagHour,
     FaceHour,
     Image,
     ImageHour,
+    pair_column,
 )
 from db.windows import Window, as_utc, ceil_hour, floor_hour, split_window, time_range, within
 
@@ -47,6 +52,7 @@ HOURLY_UP_TO = timedelta(days=3)  # a timeline over a longer range is drawn per 
 SQLITE_BUCKET_FORMATS = {HOUR: "%Y-%m-%d %H:00:00", DAY: "%Y-%m-%d 00:00:00"}
 EXPORT_CHUNK = 1000  # rows per fetch while streaming an export
 STALLED_AFTER = timedelta(minutes=2)  # queued this long with no image finishing: no worker is taking tasks
+FLAGS = ("uncertain", "low_resolution")  # faces counted apart, beside the emotions (face_flag_hours)
 
 
 def common_filters(
@@ -75,8 +81,47 @@ def image_filters(filters: Filters, *, with_window: bool = True) -> list[ColumnE
 
 
 def face_filters(filters: Filters, *, with_window: bool = True) -> list[ColumnElement[bool]]:
-    return common_filters(
+    """The shared filters on the faces' own columns, and the filters' choice of faces."""
+    clauses = common_filters(
         filters, Face.analyzed_at, platform_column=Face.platform, batch_column=Face.batch_id, with_window=with_window
+    )
+    return clauses + face_choice(filters)
+
+
+def face_choice(filters: Filters) -> list[ColumnElement[bool]]:
+    """Which faces count: at least `min_face_px`, and the uncertain ones kept, left out or alone."""
+    clauses: list[ColumnElement[bool]] = []
+    if filters.min_face_px:
+        clauses.append(Face.size_px >= filters.min_face_px)
+    if filters.uncertain != INCLUDE:
+        clauses.append(Face.uncertain.is_(filters.uncertain == ONLY))
+    return clauses
+
+
+def flag_totals(filters: Filters, window: Window) -> Select | CompoundSelect:
+    """Per platform, the faces flagged uncertain and low resolution: (platform, uncertain, low_resolution)
+    groups, from face_flag_hours for whole hours and the rows for the rest, as `face_totals` counts."""
+    parts: list[Select] = []
+    if window.hours is not None:
+        where = time_range(FaceFlagHour.hour, *window.hours)
+        if filters.platform is not None:
+            where.append(FaceFlagHour.platform == filters.platform)
+        sums = [func.sum(getattr(FaceFlagHour, flag)) for flag in FLAGS]
+        parts.append(select(FaceFlagHour.platform, *sums).where(*where).group_by(FaceFlagHour.platform))
+    if window.rows:
+        where = [*face_filters(filters, with_window=False), *within(Face.analyzed_at, window.rows)]
+        sums = [func.sum(case((getattr(Face, flag).is_(True), 1), else_=0)) for flag in FLAGS]
+        parts.append(select(Face.platform, *sums).where(*where).group_by(Face.platform))
+    return counted(parts)
+
+
+def images_with_chosen_faces(filters: Filters) -> Select:
+    """Per platform, the done images under the filters holding at least one of the faces they choose."""
+    return (
+        select(Image.platform, func.count(func.distinct(Image.id)))
+        .join(Face, Face.image_id == Image.id)
+        .where(Image.status == DONE, *image_filters(filters), *face_choice(filters))
+        .group_by(Image.platform)
     )
 
 
@@ -109,22 +154,49 @@ def image_totals(filters: Filters, window: Window) -> Select | CompoundSelect:
     return counted(parts)
 
 
-def face_totals(filters: Filters, window: Window, bucket: tuple[str, str] | None = None) -> Select | CompoundSelect:
-    """Faces per platform, or with `bucket` ((hour or day, dialect)) per bucket: (key, one count per emotion) groups."""
+# Built once: SQLAlchemy makes an expression object per call, and /stats would build dozens per request.
+ROLLUP_COUNTS = tuple(func.sum(getattr(FaceHour, name)) for name in EMOTIONS)
+ROLLUP_PAIRS = tuple(func.sum(getattr(FaceHour, pair_column(*pair))) for pair in EMOTION_PAIRS)
+ROW_COUNTS = tuple(func.sum(case((Face.emotion == name, 1), else_=0)) for name in EMOTIONS)
+IMAGE_PAIRS = tuple(null() for _ in EMOTION_PAIRS)  # a group that is one image: its products are made in Python
+PAIR_INDEXES = np.array([(EMOTIONS.index(first), EMOTIONS.index(second)) for first, second in EMOTION_PAIRS])
+
+
+def face_totals(
+    filters: Filters, window: Window, bucket: tuple[str, str] | None = None, *, pairs_dialect: str | None = None
+) -> Select | CompoundSelect:
+    """Faces per platform, or with `bucket` ((hour or day, dialect)) per bucket: (key, one count per emotion) groups.
+
+    With `pairs_dialect` (the session's dialect), the groups also carry the 28 pair sums of
+    EMOTION_PAIRS: face_hours' for whole hours; for the rest, the rows are grouped per image and
+    hour (as image_face_counts groups them), without pairs (NULL beside the rollup's) for
+    `image_sums` to multiply out.
+    """
     parts: list[Select] = []
     if window.hours is not None:
         where = time_range(FaceHour.hour, *window.hours)
         if filters.platform is not None:
             where.append(FaceHour.platform == filters.platform)
         key = FaceHour.platform if bucket is None else bucket_start(FaceHour.hour, *bucket)
-        counts = [func.sum(getattr(FaceHour, name)) for name in EMOTIONS]
-        parts.append(select(key, *counts).where(*where).group_by(key))
+        sums = ROLLUP_COUNTS + (ROLLUP_PAIRS if pairs_dialect is not None else ())
+        parts.append(select(key, *sums).where(*where).group_by(key))
     if window.rows:
-        where = face_filters(filters, with_window=False)
-        key = Face.platform if bucket is None else bucket_start(Face.analyzed_at, *bucket)
-        counts = [func.sum(case((Face.emotion == name, 1), else_=0)) for name in EMOTIONS]
-        parts.append(select(key, *counts).where(*where, *within(Face.analyzed_at, window.rows)).group_by(key))
+        where = [*face_filters(filters, with_window=False), *within(Face.analyzed_at, window.rows)]
+        if pairs_dialect is not None:
+            per_image = (Face.image_id, Face.platform, bucket_start(Face.analyzed_at, HOUR, pairs_dialect))
+            beside_rollup = IMAGE_PAIRS if parts else ()  # a UNION needs the rollup's columns; alone, not
+            parts.append(select(Face.platform, *ROW_COUNTS, *beside_rollup).where(*where).group_by(*per_image))
+        else:
+            key = Face.platform if bucket is None else bucket_start(Face.analyzed_at, *bucket)
+            parts.append(select(key, *ROW_COUNTS).where(*where).group_by(key))
     return counted(parts)
+
+
+def image_sums(images: list[Sequence[Any]]) -> tuple[list[int], list[int]]:
+    """Per-image counts (EMOTIONS order) summed: the counts, and the 28 pair sums sum_i c_ie x c_if."""
+    counts = np.array(images, dtype=np.int64).reshape(-1, len(EMOTIONS))
+    cross = counts.T @ counts
+    return counts.sum(axis=0).tolist(), cross[PAIR_INDEXES[:, 0], PAIR_INDEXES[:, 1]].tolist()
 
 
 def add_counts(into: dict[str, int], counts: Sequence[Any]) -> None:
@@ -133,11 +205,14 @@ def add_counts(into: dict[str, int], counts: Sequence[Any]) -> None:
         into[name] = into.get(name, 0) + int(count or 0)
 
 
-def batch_counts(session: Session, batch_ids: Iterable[int]) -> dict[int, dict[str, int]]:
+def batch_counts(
+    session: Session, batch_ids: Iterable[int], filters: Filters = NO_FILTERS
+) -> dict[int, dict[str, int]]:
     """Per batch: images in each state and faces found, in one grouped query.
 
     Faces are the sum of the images' `face_count`, which the worker sets in the same
-    transaction as the faces themselves. Batches without images still get zeros.
+    transaction as the faces themselves; a choice of faces (`min_face_px`, `uncertain`)
+    counts the chosen faces instead, in one more query. Batches without images still get zeros.
     """
     ids = list(batch_ids)
     counts: dict[int, dict[str, int]] = {
@@ -154,6 +229,16 @@ def batch_counts(session: Session, batch_ids: Iterable[int]) -> dict[int, dict[s
         if status in IMAGE_STATES:
             counts[batch_id][status] += int(images)
         counts[batch_id]["faces"] += int(faces)
+    if filters.chooses_faces:
+        chosen = session.execute(
+            select(Face.batch_id, func.count())
+            .where(Face.batch_id.in_(ids), *face_choice(filters))
+            .group_by(Face.batch_id)
+        )
+        for batch_id in ids:
+            counts[batch_id]["faces"] = 0
+        for batch_id, faces in chosen:
+            counts[batch_id]["faces"] = int(faces)
     return counts
 
 
@@ -253,13 +338,17 @@ def faces_page(
     return keyset_page(session, select(Face).where(*where), Face.id, limit, cursor)
 
 
-def summary(images: int, images_with_faces: int, emotion_counts: dict[str, int]) -> dict[str, Any]:
-    """One stats block; every emotion is present so clients need no defaults."""
+def summary(
+    images: int, images_with_faces: int, emotion_counts: dict[str, int], flags: dict[str, int] | None = None
+) -> dict[str, Any]:
+    """One stats block; every emotion is present so clients need no defaults. `flags`: of the faces,
+    those uncertain and low resolution, counted apart (they are among the emotions too)."""
     faces = sum(emotion_counts.values())
     return {
         "images": images,
         "images_with_faces": images_with_faces,
         "faces": faces,
+        **{flag: (flags or {}).get(flag, 0) for flag in FLAGS},
         "emotions": {
             name: {"count": emotion_counts.get(name, 0), "share": emotion_counts.get(name, 0) / faces if faces else 0.0}
             for name in EMOTIONS
@@ -267,42 +356,95 @@ def summary(images: int, images_with_faces: int, emotion_counts: dict[str, int])
     }
 
 
-def stats(session: Session, filters: Filters = NO_FILTERS) -> dict[str, Any]:
+def stats(session: Session, filters: Filters = NO_FILTERS, *, with_pairs: bool = False) -> dict[str, Any]:
     """Totals and emotion shares over analysed images, overall and per platform.
 
     Two grouped statements (images by platform; faces by platform, a count per emotion), each the
     rollup's groups and the partial hours' rows in one UNION ALL; the totals are sums of
     the groups, so overall and per-platform numbers always agree. A platform whose counts
     went back to zero (its images were deleted) is left out, as it would be counting rows.
+    `with_pairs`: every block also holds `cross`, the 7 x 7 sums over images of c_e x c_f
+    (EMOTIONS order) that clustered intervals need, from the same statement.
+
+    A choice of faces (`min_face_px`, `uncertain`) is counted from the faces table (the rollups
+    know neither), `images_with_faces` then counts the images holding a chosen face, and
+    `faces_left_out` says how many faces of the same view the choice leaves out.
     """
+    everything = filters.all_faces()
     window = split_window(filters)
-    image_rows = session.execute(image_totals(filters, window)).all()
-    face_rows = session.execute(face_totals(filters, window)).all()
+    image_rows = session.execute(image_totals(everything, split_window(everything))).all()
+    dialect = session.get_bind().dialect.name if with_pairs else None
+    face_rows = session.execute(face_totals(filters, window, pairs_dialect=dialect)).all()
+    flags_by_platform: dict[str, dict[str, int]] = {}
+    for flag_platform, *flagged in session.execute(flag_totals(filters, window)):
+        into = flags_by_platform.setdefault(flag_platform, {})
+        for flag, count in zip(FLAGS, flagged, strict=True):
+            into[flag] = into.get(flag, 0) + int(count or 0)
 
     emotions_by_platform: dict[str, dict[str, int]] = {}
     all_emotions: dict[str, int] = {}
-    for face_platform, *counts in face_rows:
+    pairs_by_platform: dict[str, dict[tuple[str, str], int]] = {}
+    images_of: dict[str, list[Sequence[Any]]] = {}  # per-image groups of the rows, their pairs still to make
+    for face_platform, *sums in face_rows:
+        counts, pairs = sums[: len(EMOTIONS)], sums[len(EMOTIONS) :]
+        if with_pairs and (not pairs or pairs[0] is None):
+            images_of.setdefault(face_platform, []).append(counts)
+            continue
         add_counts(emotions_by_platform.setdefault(face_platform, {}), counts)
         add_counts(all_emotions, counts)
+        into = pairs_by_platform.setdefault(face_platform, {})
+        for pair, value in zip(EMOTION_PAIRS, pairs, strict=False):
+            into[pair] = into.get(pair, 0) + int(value or 0)
+    for face_platform, images in images_of.items():  # summed in numpy: a batch is up to 1000 of them
+        counts, pairs = image_sums(images)
+        add_counts(emotions_by_platform.setdefault(face_platform, {}), counts)
+        add_counts(all_emotions, counts)
+        into = pairs_by_platform.setdefault(face_platform, {})
+        for pair, value in zip(EMOTION_PAIRS, pairs, strict=True):
+            into[pair] = into.get(pair, 0) + value
 
     images_by_platform: dict[str, tuple[int, int]] = {}
     for image_platform, images, with_faces in image_rows:
         before = images_by_platform.get(image_platform, (0, 0))
         images_by_platform[image_platform] = (before[0] + int(images), before[1] + int(with_faces))
     images_by_platform = {name: counts for name, counts in images_by_platform.items() if counts[0]}
+    left_out = 0
+    if filters.chooses_faces:
+        chosen = dict(session.execute(images_with_chosen_faces(filters)).all())
+        images_by_platform = {name: (n, int(chosen.get(name, 0))) for name, (n, _) in images_by_platform.items()}
+        total: dict[str, int] = {}
+        for _platform, *counts in session.execute(face_totals(everything, split_window(everything))):
+            add_counts(total, counts)
+        left_out = sum(total.values()) - sum(all_emotions.values())
     order = {name: index for index, name in enumerate(PLATFORMS)}
+    platforms = sorted(images_by_platform, key=lambda name: (order.get(name, len(order)), name))
     by_platform = {
-        name: summary(*images_by_platform[name], emotions_by_platform.get(name, {}))
-        for name in sorted(images_by_platform, key=lambda name: (order.get(name, len(order)), name))
+        name: summary(*images_by_platform[name], emotions_by_platform.get(name, {}), flags_by_platform.get(name))
+        for name in platforms
     }
-    return {
+    all_flags = {flag: sum(flags.get(flag, 0) for flags in flags_by_platform.values()) for flag in FLAGS}
+    result = {
         **summary(
             sum(images for images, _ in images_by_platform.values()),
             sum(with_faces for _, with_faces in images_by_platform.values()),
             all_emotions,
+            all_flags,
         ),
+        "faces_left_out": left_out,
         "by_platform": by_platform,
     }
+    if with_pairs:
+        for name in platforms:
+            by_platform[name]["cross"] = cross_matrix(pairs_by_platform.get(name, {}))
+        result["cross"] = cross_matrix(
+            {pair: sum(pairs.get(pair, 0) for pairs in pairs_by_platform.values()) for pair in EMOTION_PAIRS}
+        )
+    return result
+
+
+def cross_matrix(pairs: dict[tuple[str, str], int]) -> list[list[int]]:
+    """The symmetric 7 x 7 matrix (EMOTIONS order) of the pair sums."""
+    return [[pairs.get((first, second), pairs.get((second, first), 0)) for second in EMOTIONS] for first in EMOTIONS]
 
 
 def recent_images(

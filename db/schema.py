@@ -3,14 +3,26 @@
 Faces repeat their image's platform, batch and analysis time so that aggregate
 queries filter and group on one table. Two rollup tables count the analysed images
 and the faces per UTC hour, so the dashboard's totals read thousands of rows, not
-millions; database triggers (migration 0004) keep them exact whoever writes.
+millions; database triggers (migrations 0004 and 0007) keep them exact whoever writes.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    false,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from core.vocabulary import EMOTIONS, QUEUED
@@ -20,6 +32,17 @@ UPLOAD, PREVIEW = "upload", "preview"
 # The hour under which image_hours counts a done image without a finish time (none in practice:
 # the worker stamps both together); a time filter never matches it, as it never matches NULL.
 NO_FINISH_HOUR = datetime(1970, 1, 1, tzinfo=UTC)
+# Each unordered pair of emotions (a pair with itself included), in EMOTIONS order: face_hours keeps,
+# per pair, the sum over images of (faces of the one) x (faces of the other), for clustered intervals.
+EMOTION_PAIRS: tuple[tuple[str, str], ...] = tuple(
+    (first, second) for index, first in enumerate(EMOTIONS) for second in EMOTIONS[index:]
+)
+
+
+def pair_column(first: str, second: str) -> str:
+    """face_hours' column for a pair of emotions, in either order."""
+    ordered = sorted((first, second), key=EMOTIONS.index)
+    return f"pair_{ordered[0]}_{ordered[1]}"
 
 
 def utcnow() -> datetime:
@@ -69,6 +92,11 @@ class Image(Base):
     content_type: Mapped[str | None] = mapped_column(String(100))
     byte_size: Mapped[int | None] = mapped_column(Integer)
     face_count: Mapped[int | None] = mapped_column(Integer)
+    # Detection's limits on this image (migration 0008): faces found beyond SOCIALFER_MAX_FACES, the
+    # smallest face size looked for (NULL: analysed before 0008), whether the scan's pixel ceiling bound.
+    faces_beyond_cap: Mapped[int] = mapped_column(Integer, server_default="0")
+    min_face_px: Mapped[int | None] = mapped_column(Integer)
+    scan_capped: Mapped[bool] = mapped_column(Boolean, server_default=false())
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     fetch_ms: Mapped[float | None] = mapped_column(Float)
     analyze_ms: Mapped[float | None] = mapped_column(Float)
@@ -106,6 +134,11 @@ class Face(Base):
     score_sad: Mapped[float] = mapped_column(Float)
     score_surprise: Mapped[float] = mapped_column(Float)
     score_neutral: Mapped[float] = mapped_column(Float)
+    # The box's shorter side (original pixels): what the 48 x 48 crop was made from (migration 0008);
+    # writers set it (db.lifecycle.record_success), the migration backfilled it from the boxes.
+    size_px: Mapped[int] = mapped_column(Integer, server_default="0")
+    low_resolution: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    uncertain: Mapped[bool] = mapped_column(Boolean, server_default=false())
 
     image: Mapped[Image] = relationship(back_populates="faces")
 
@@ -172,10 +205,44 @@ class FaceHour(Base):
     neutral: Mapped[int] = mapped_column(Integer)
     min_face_id: Mapped[int] = mapped_column(Integer)
     max_face_id: Mapped[int] = mapped_column(Integer)
+    # pair_<e>_<f> (28 columns, EMOTION_PAIRS): the sum over the row's images of c_e x c_f, c_e
+    # being the image's faces of emotion e (image_face_counts). With the counts, the exact
+    # sufficient statistics of a share's cluster-robust variance (analysis/clustered.py).
+    for _first, _second in EMOTION_PAIRS:
+        locals()[pair_column(_first, _second)] = mapped_column(BigInteger, nullable=False, server_default="0")
+    del _first, _second
 
     @property
     def counts(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in EMOTIONS}
+
+    @property
+    def pairs(self) -> dict[tuple[str, str], int]:
+        return {pair: getattr(self, pair_column(*pair)) for pair in EMOTION_PAIRS}
+
+
+class ImageFaceCount(Base):
+    """One image's faces per emotion, within one UTC hour of `analyzed_at` and platform (in practice
+    always all of them: the worker stores an image's faces with one time and platform).
+
+    Kept by the triggers on `faces` (migration 0007) so that face_hours' pair sums can be
+    updated exactly, even by concurrent writers: every change to a row here changes those sums
+    by new x new - old x old. Not a foreign key to images: the cascade from a deleted image
+    would remove a row before its faces' triggers subtract them.
+    """
+
+    __tablename__ = "image_face_counts"
+
+    image_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    hour: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    platform: Mapped[str] = mapped_column(String(16), primary_key=True)
+    angry: Mapped[int] = mapped_column(Integer)
+    disgust: Mapped[int] = mapped_column(Integer)
+    fear: Mapped[int] = mapped_column(Integer)
+    happy: Mapped[int] = mapped_column(Integer)
+    sad: Mapped[int] = mapped_column(Integer)
+    surprise: Mapped[int] = mapped_column(Integer)
+    neutral: Mapped[int] = mapped_column(Integer)
 
 
 class ApiKey(Base):
@@ -206,3 +273,18 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(32))
     target: Mapped[str | None] = mapped_column(String(200))
     count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class FaceFlagHour(Base):
+    """Faces flagged `uncertain` and `low_resolution` per UTC hour of `analyzed_at` and platform.
+
+    Kept by triggers of its own on `faces` (migration 0008), beside face_hours', so `/stats`
+    counts the flagged faces apart from the rollups as it counts the emotions.
+    """
+
+    __tablename__ = "face_flag_hours"
+
+    hour: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    platform: Mapped[str] = mapped_column(String(16), primary_key=True)
+    uncertain: Mapped[int] = mapped_column(Integer)
+    low_resolution: Mapped[int] = mapped_column(Integer)

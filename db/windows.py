@@ -68,9 +68,10 @@ class Window:
 
 def split_window(filters: Filters) -> Window:
     """Whole hours from the rollups; a batch (at most 1000 images, the rollups do not know
-    batches) or a window shorter than its whole hours comes from the rows alone."""
+    batches), a choice of faces (the rollups know neither face sizes nor abstentions) or a
+    window shorter than its whole hours comes from the rows alone."""
     since, until = filters.since, filters.until
-    if filters.batch_id is not None:
+    if filters.batch_id is not None or filters.chooses_faces:
         return Window(None, [(since, until)])
     first = None if since is None else ceil_hour(since)
     last = None if until is None else floor_hour(until)

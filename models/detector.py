@@ -1,9 +1,9 @@
-"""Face detection with MTCNN (the `mtcnn` package, weights ship inside it).
+"""Face detection with MTCNN (the `mtcnn` package's networks and weights), scanned as models/scan.py plans.
 
-Speed, measured in bench/pipeline_speed.py: MTCNN's cost grows with the pixels it scans
-and, in `mtcnn` 1.0, with one eager TensorFlow call per pyramid level and stage. So the
-detector scans a copy no larger than `max_side` (boxes are mapped back to the full image)
-and runs each stage's network as one traced graph that accepts any input size.
+Speed, measured in bench/pipeline_speed.py and bench/detection_recall.py: MTCNN's cost grows
+with the pixels it scans and, in `mtcnn` 1.0, with one eager TensorFlow call per pyramid level
+and stage. So every stage runs as one traced graph that accepts any input size, the whole
+image is scanned only for the faces a small copy cannot show, and only where that can pay.
 """
 
 from __future__ import annotations
@@ -11,20 +11,29 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
+
+from models.scan import MtcnnScanner, ScanOptions
 
 # ONet's own default threshold. On copies scaled to 480 px the 13 faces of the example photos
 # score 0.85 to 1.0 and nothing else passes; at full size a 15 px patch on facebook/2 scores 0.90.
-DEFAULT_MIN_CONFIDENCE = 0.80
-DEFAULT_MIN_FACE_SIZE = 20  # pixels in the scanned copy: faces under ~4 % of a 480 px side are not looked for
-DEFAULT_MAX_SIDE = 480
+DEFAULT_MIN_CONFIDENCE = ScanOptions.onet_threshold
+DEFAULT_MIN_FACE_PX = 24  # original pixels: the smallest face looked for (SOCIALFER_MIN_FACE_PX)
 
 
 @dataclass(frozen=True)
 class Detection:
     box: tuple[int, int, int, int]  # x, y, w, h in full-image pixels
     confidence: float
+
+
+@dataclass(frozen=True)
+class Detections:
+    """The faces of one image and how far down the scan looked."""
+
+    faces: list[Detection]
+    min_face_px: int  # the smallest face looked for, original pixels (over the setting when capped or gated)
+    capped: bool  # the scan's pixel ceiling bound: faces from the setting up to `min_face_px` were not looked for
 
 
 def compile_stages(mtcnn) -> None:
@@ -40,57 +49,51 @@ def compile_stages(mtcnn) -> None:
         stage._model = tf.function(network.__call__, input_signature=[spec])
 
 
+def load_scanner(compiled: bool = True) -> MtcnnScanner:
+    """MTCNN's networks, loaded (and traced) once."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from mtcnn import MTCNN
+
+    mtcnn = MTCNN(device="CPU:0")
+    if compiled:
+        compile_stages(mtcnn)
+    return MtcnnScanner(mtcnn)
+
+
+def to_detections(boxes: np.ndarray, scores: np.ndarray, height: int, width: int) -> list[Detection]:
+    """Boxes (x1, y1, x2, y2) rounded and clipped to the image; empty ones dropped."""
+    detections = []
+    for (x1, y1, x2, y2), confidence in zip(boxes, scores, strict=True):
+        x, y = max(0, int(round(x1))), max(0, int(round(y1)))
+        w, h = min(int(round(x2 - x1)), width - x), min(int(round(y2 - y1)), height - y)
+        if w > 0 and h > 0:
+            detections.append(Detection((x, y, w, h), float(confidence)))
+    return detections
+
+
 class FaceDetector:
-    """MTCNN on a copy at most `max_side` pixels long (None: full size), with a confidence floor."""
+    """MTCNN over the scan `options` plan; build it once per process (the networks load once)."""
 
     def __init__(
-        self,
-        min_confidence: float = DEFAULT_MIN_CONFIDENCE,
-        min_face_size: int = DEFAULT_MIN_FACE_SIZE,
-        max_side: int | None = DEFAULT_MAX_SIDE,
-        compiled: bool = True,
+        self, min_face_px: float = DEFAULT_MIN_FACE_PX, options: ScanOptions | None = None, compiled: bool = True
     ):
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        from mtcnn import MTCNN
-
-        self.mtcnn = MTCNN(device="CPU:0")
-        if compiled:
-            compile_stages(self.mtcnn)
-        self.min_confidence = min_confidence
-        self.min_face_size = min_face_size
-        self.max_side = max_side
+        self.options = options or ScanOptions(min_face_px=min_face_px)
+        self.scanner = load_scanner(compiled)
 
     def warm_up(self) -> None:
         """Trace every stage now (a worker does this at start, so its first image is not slow)."""
         import tensorflow as tf
 
-        for stage, side in zip(self.mtcnn.stages, (64, 24, 48), strict=True):
-            stage._model(tf.zeros((1, side, side, 3)))
+        for network, side in zip((self.scanner.pnet, self.scanner.rnet, self.scanner.onet), (64, 24, 48), strict=True):
+            network(tf.zeros((1, side, side, 3)))
 
-    def scan_copy(self, rgb: np.ndarray) -> tuple[np.ndarray, float]:
-        """The image to scan and its scale relative to the original."""
-        longest = max(rgb.shape[:2])
-        if self.max_side is None or longest <= self.max_side:
-            return rgb, 1.0
-        scale = self.max_side / longest
-        size = (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale)))
-        return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), scale
-
-    def detect(self, rgb: np.ndarray) -> list[Detection]:
+    def scan(self, rgb: np.ndarray) -> Detections:
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {rgb.shape} {rgb.dtype}")
-        scanned, scale = self.scan_copy(rgb)
-        if min(scanned.shape[:2]) < self.min_face_size:
-            return []
-        found = self.mtcnn.detect_faces(scanned, min_face_size=self.min_face_size)
+        found = self.scanner.scan(rgb, self.options)
         height, width = rgb.shape[:2]
-        detections = []
-        for face in found:
-            if face["confidence"] < self.min_confidence:
-                continue
-            x, y, w, h = (int(round(v / scale)) for v in face["box"])
-            x, y = max(0, x), max(0, y)
-            w, h = min(w, width - x), min(h, height - y)
-            if w > 0 and h > 0:
-                detections.append(Detection((x, y, w, h), float(face["confidence"])))
-        return detections
+        faces = to_detections(found.boxes, found.scores, height, width)
+        return Detections(faces, int(np.ceil(found.min_face_px)), found.capped)
+
+    def detect(self, rgb: np.ndarray) -> list[Detection]:
+        return self.scan(rgb).faces

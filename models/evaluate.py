@@ -39,6 +39,8 @@ def metrics(labels: np.ndarray, probs: np.ndarray) -> dict:
         "accuracy": float((predicted == labels).mean()),
         "accuracy_without_disgust": float((masked.argmax(1) == labels[keep]).mean()),
         "macro_f1": float(f1.mean()),
+        # Over the classes present: the wild folds lack some (the calibration fold has no fear face).
+        "macro_recall": float(recall[matrix.sum(1) > 0].mean()),
         "per_class": {
             name: {"precision": float(precision[i]), "recall": float(recall[i]), "support": int(matrix[i].sum())}
             for i, name in enumerate(EMOTIONS)
@@ -115,3 +117,43 @@ def shipped_confusion_matrices(classifier: EmotionClassifier, fer2013: Path | st
         name: confusion_matrix(labels, classifier.predict(images).argmax(1)).tolist()
         for name, (images, labels) in sets.items()
     }
+
+
+def reliability_png(curves: dict[str, list[dict]], path: Path | str, title: str = "") -> None:
+    """A reliability diagram: accuracy against mean confidence per bin, one coloured line per curve.
+
+    `curves` maps a legend label to `models.calibration.reliability` rows; the diagonal is perfect calibration.
+    """
+    import cv2
+
+    size, left, top = 420, 60, 50
+    image = np.full((top + size + 60, left + size + 260, 3), 255, np.uint8)
+    font = cv2.FONT_HERSHEY_SIMPLEX
+
+    def point(confidence: float, accuracy: float) -> tuple[int, int]:
+        return int(left + confidence * size), int(top + (1 - accuracy) * size)
+
+    cv2.rectangle(image, point(0, 1), point(1, 0), (0, 0, 0), 1)
+    for tick in (0.0, 0.2, 0.4, 0.6, 0.8, 1.0):
+        x, y = point(tick, tick)
+        cv2.putText(image, f"{tick:.1f}", (x - 10, top + size + 18), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(image, f"{tick:.1f}", (left - 35, y + 4), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.line(image, point(0, 0), point(1, 1), (160, 160, 160), 1, cv2.LINE_AA)
+    colours = [(200, 80, 0), (0, 120, 255), (40, 160, 40), (40, 40, 200), (150, 0, 150), (0, 170, 170)]
+    for index, (label, rows) in enumerate(curves.items()):
+        colour = colours[index % len(colours)]
+        points = [point(r["confidence"], r["accuracy"]) for r in rows if r["count"] >= 10]
+        for a, b in zip(points, points[1:], strict=False):
+            cv2.line(image, a, b, colour, 2, cv2.LINE_AA)
+        for p in points:
+            cv2.circle(image, p, 3, colour, -1, cv2.LINE_AA)
+        legend_y = top + 20 + index * 22
+        cv2.line(image, (left + size + 15, legend_y - 4), (left + size + 40, legend_y - 4), colour, 2)
+        cv2.putText(image, label, (left + size + 45, legend_y), font, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
+    if title:
+        cv2.putText(image, title, (10, 28), font, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(
+        image, "mean confidence per bin (15 bins, >= 10 faces)", (left, top + size + 45), font, 0.45, (80, 80, 80), 1
+    )
+    cv2.putText(image, "accuracy", (5, top - 10), font, 0.45, (80, 80, 80), 1)
+    cv2.imwrite(str(path), image)

@@ -109,6 +109,80 @@ def train(
 
 
 @main.command()
+@fer2013_option
+@click.option(
+    "--wild",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The shared real-photo faces (default: ../shared/data/faces_in_the_wild/muxspace_dev.npz).",
+)
+@click.option(
+    "--finetune-from",
+    "base_model",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="The trained model to start from.",
+)
+@click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), required=True, help="Resumes if present.")
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="After training: choose, calibrate and write the model and its card here (models/ship.py).",
+)
+@click.option("--epochs", type=int, default=12, show_default=True)
+@click.option("--steps-per-epoch", type=int, default=None, help="Default: one pass over both sets.")
+@click.option("--learning-rate", type=float, default=4e-4, show_default=True)
+@click.option("--mixing", type=click.Choice(["weight", "balanced"]), default="weight", show_default=True)
+@click.option("--wild-weight", type=float, default=2.0, show_default=True, help="mixing=weight: a wild face's loss.")
+@click.option("--wild-share", type=float, default=0.3, show_default=True, help="mixing=balanced: wild share per batch.")
+@click.option("--seed", type=int, default=2026, show_default=True)
+@click.option("--limit", type=int, default=None, help="Use the first N faces of each set only (smoke runs).")
+def finetune(
+    data: Path | None,
+    wild: Path | None,
+    base_model: Path,
+    run_dir: Path,
+    output: Path | None,
+    epochs: int,
+    steps_per_epoch: int | None,
+    learning_rate: float,
+    mixing: str,
+    wild_weight: float,
+    wild_share: float,
+    seed: int,
+    limit: int | None,
+) -> None:
+    """Fine-tune a trained model on FER2013 Training plus the real-photo training folds (snapshots per epoch)."""
+    from models.finetune import FinetuneConfig
+    from models.finetune import finetune as run_finetune
+    from models.wild import DEFAULT_WILD_PATH
+
+    cfg = FinetuneConfig(
+        data=data or fer2013_path(cli_settings()),
+        wild=wild or DEFAULT_WILD_PATH,
+        base_model=base_model,
+        run_dir=run_dir,
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch,
+        learning_rate=learning_rate,
+        mixing=mixing,
+        wild_weight=wild_weight,
+        wild_share=wild_share,
+        seed=seed,
+        limit=limit,
+    )
+    state = run_finetune(cfg)
+    if output is None:
+        click.echo(json.dumps(state))
+        return
+    from models.ship import ship_finetuned
+
+    card = ship_finetuned(cfg, output)
+    click.echo(json.dumps({key: card[key] for key in ("selection", "calibration", "abstention")}, indent=2))
+
+
+@main.command()
 def migrate() -> None:
     """Create or upgrade the database schema (Alembic)."""
     from db.migrate import upgrade
@@ -388,23 +462,47 @@ def evaluate(data: Path | None, split: str, model_path: Path | None, confusion_p
 @click.option("--batch", "batch_id", type=click.IntRange(min=1), default=None, help="Only this batch.")
 @click.option("--since", type=click.DateTime(), default=None, help="Analysed at or after this time (UTC).")
 @click.option("--until", type=click.DateTime(), default=None, help="Analysed before this time (UTC).")
+@click.option("--min-face-px", type=click.IntRange(min=1), default=None, help="Only faces at least this large.")
+@click.option(
+    "--uncertain", type=click.Choice(["include", "exclude", "only"]), default="include", help="Uncertain faces."
+)
+@click.option(
+    "--matrix", default=None, help="The model card's confusion matrix to correct with (default: the setting)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print what GET /api/v1/stats answers.")
 def stats_command(
-    platform: str | None, batch_id: int | None, since: datetime | None, until: datetime | None, as_json: bool
+    platform: str | None,
+    batch_id: int | None,
+    since: datetime | None,
+    until: datetime | None,
+    min_face_px: int | None,
+    uncertain: str,
+    matrix: str | None,
+    as_json: bool,
 ) -> None:
-    """Counts and emotion shares, overall and per platform: the numbers of GET /api/v1/stats and the
-    dashboard, from the same query, read straight from the database."""
+    """Counts and emotion shares with 95 % intervals, raw and corrected, overall and per platform: the
+    numbers of GET /api/v1/stats and the dashboard, from the same query, read straight from the database."""
     from sqlalchemy.exc import SQLAlchemyError
 
+    from analysis.card import CardError, confusion
+    from analysis.report import with_intervals
     from db import Database
     from db.queries import stats
 
     settings = cli_settings()
+    try:
+        correction, note = confusion(settings.model_path, matrix or settings.confusion_matrix), None
+    except CardError as exc:
+        if matrix:
+            raise click.BadParameter(str(exc), param_hint="--matrix") from None
+        correction, note = None, f"corrected shares unavailable: {exc}"
     database = Database(settings.database_url)
-    filters = Filters(platform=platform, batch_id=batch_id, since=since, until=until)  # naive times are UTC
+    filters = Filters(  # naive times are UTC
+        platform=platform, batch_id=batch_id, since=since, until=until, min_face_px=min_face_px, uncertain=uncertain
+    )
     try:
         with database.session() as session:
-            result = stats(session, filters)
+            result = stats(session, filters, with_pairs=True)
     except SQLAlchemyError as exc:
         raise click.ClickException(
             f"cannot read {redact(settings.database_url)} ({exc.__class__.__name__}): "
@@ -412,11 +510,20 @@ def stats_command(
         ) from exc
     finally:
         database.dispose()
+    result = with_intervals(result, correction, settings.min_images_for_share, note)
     click.echo(json.dumps(result) if as_json else stats_table(result))
 
 
+CELL = 27  # characters per column of the stats table
+
+
+def percent_range(interval: list[float]) -> str:
+    return f"{interval[0] * 100:4.1f}-{interval[1] * 100:5.1f}"
+
+
 def stats_table(result: dict) -> str:
-    """Headline counts, then one row per emotion: count and share overall and for each platform."""
+    """Headline counts; per emotion count, share and 95 % interval, overall and per platform; then the
+    shares corrected for the classifier's errors, with theirs. A column marked * is not reliable yet."""
     lines = [
         f"images analysed    {result['images']:>8,}",
         f"images with faces  {result['images_with_faces']:>8,}",
@@ -424,11 +531,42 @@ def stats_table(result: dict) -> str:
         "",
     ]
     columns = {"all": result, **result["by_platform"]}
-    lines.append("emotion  " + "".join(f"{name:>17}" for name in columns))
-    for emotion in next(iter(columns.values()))["emotions"]:
-        cells = (summary["emotions"][emotion] for summary in columns.values())
-        lines.append(f"{emotion:<9}" + "".join(f"{cell['count']:>9,} {cell['share'] * 100:5.1f} %" for cell in cells))
-    lines.append("faces    " + "".join(f"{summary['faces']:>9,}        " for summary in columns.values()).rstrip())
+    header = "".join(f"{name + ('' if block['reliable'] else '*'):>{CELL}}" for name, block in columns.items())
+    lines.append("emotion  " + header)
+    for emotion in result["emotions"]:
+        cells = (block["emotions"][emotion] for block in columns.values())
+        lines.append(
+            f"{emotion:<9}"
+            + "".join(
+                f"{cell['count']:>9,} {cell['share'] * 100:5.1f} % {percent_range(cell['interval']):>10}"
+                for cell in cells
+            )
+        )
+    lines.append(
+        "faces    " + "".join(f"{block['faces']:>9,}" + " " * (CELL - 9) for block in columns.values()).rstrip()
+    )
+    statistics = result["statistics"]
+    if statistics["corrected"] is not None:
+        lines += [
+            "",
+            f"corrected for the classifier's errors ({statistics['corrected']['matrix']}): estimated true shares",
+        ]
+        for emotion in result["emotions"]:
+            cells = (block["emotions"][emotion]["corrected"] for block in columns.values())
+            lines.append(
+                f"{emotion:<9}"
+                + "".join(
+                    " " * (CELL - 19) + "-" * 19
+                    if cell is None
+                    else f"{cell['share'] * 100:>{CELL - 13}.1f} % {percent_range(cell['interval']):>10}"
+                    for cell in cells
+                )
+            )
+    elif statistics.get("note"):
+        lines += ["", statistics["note"]]
+    lines += ["", "95 % intervals (images as clusters); corrected: see docs/statistics.md"]
+    if not all(block["reliable"] for block in columns.values()):
+        lines.append(f"* fewer than {statistics['min_images']} images with faces: not reliable yet, read the intervals")
     return "\n".join(lines)
 
 

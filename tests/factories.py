@@ -54,8 +54,11 @@ def add_image(
     return image
 
 
-def add_faces(session: Session, image: Image, emotions: tuple[str, ...]) -> None:
-    """One face per emotion, with the image's batch, platform and finish time, as the worker stores them."""
+def add_faces(
+    session: Session, image: Image, emotions: tuple[str, ...], *, size: int = 40, uncertain: bool = False
+) -> None:
+    """One face per emotion, with the image's batch, platform and finish time, as the worker stores them;
+    boxes `size` x (size + 8) pixels, flagged low resolution under 28 px."""
     for index, emotion in enumerate(emotions):
         session.add(
             Face(
@@ -65,11 +68,14 @@ def add_faces(session: Session, image: Image, emotions: tuple[str, ...]) -> None
                 analyzed_at=image.finished_at,
                 x=10 * index,
                 y=5,
-                w=40,
-                h=48,
+                w=size,
+                h=size + 8,
                 confidence=0.99,
                 emotion=emotion,
                 **scores_for(emotion),
+                size_px=size,
+                low_resolution=size < 28,
+                uncertain=uncertain,
             )
         )
     session.flush()

@@ -99,6 +99,9 @@ def expected_face(face_id: int, image_id: int, box: list[int], emotion: str) -> 
         "confidence": 0.99,
         "emotion": emotion,
         "scores": {name: (0.94 if name == emotion else 0.01) for name in EMOTIONS},
+        "size_px": min(box[2], box[3]),
+        "low_resolution": False,
+        "uncertain": False,
     }
 
 
@@ -488,6 +491,7 @@ def test_image_json_with_faces_and_error(client: FlaskClient, pg_database: Datab
         "timings": {"fetch_ms": 12.5, "analyze_ms": 80.25},
         "started_at": None,
         "finished_at": "2025-05-06T07:08:09Z",
+        "detection": {"min_face_px": None, "scan_capped": False, "faces_beyond_cap": 0},  # set by the worker
     }
     assert body["faces"] == [
         expected_face(face_ids[0], done_id, [0, 5, 40, 48], "sad"),
@@ -563,8 +567,16 @@ def emotions(faces: int, **counts: int) -> dict[str, dict[str, float]]:
     }
 
 
-def block(images: int, with_faces: int, faces: int, **counts: int) -> dict[str, Any]:
-    return {"images": images, "images_with_faces": with_faces, "faces": faces, "emotions": emotions(faces, **counts)}
+def block(images: int, with_faces: int, faces: int, *, flagged: tuple[int, int] = (0, 0), **counts: int) -> dict:
+    """A /stats block; `flagged`: its (uncertain, low_resolution) faces."""
+    return {
+        "images": images,
+        "images_with_faces": with_faces,
+        "faces": faces,
+        "uncertain": flagged[0],
+        "low_resolution": flagged[1],
+        "emotions": emotions(faces, **counts),
+    }
 
 
 FACEBOOK = block(2, 1, 3, happy=2, sad=1)
@@ -572,12 +584,24 @@ INSTAGRAM = block(1, 1, 1, neutral=1)
 TWITTER = block(1, 1, 2, angry=1, happy=1)
 
 
+STATISTICS_FIELDS = ("interval", "corrected", "reliable", "statistics")  # tests/test_statistics_api.py checks them
+
+
+def counts_only(body: Any) -> Any:
+    """An answer without its intervals, corrected shares and reliability: the counts these tests check."""
+    if isinstance(body, dict):
+        return {key: counts_only(value) for key, value in body.items() if key not in STATISTICS_FIELDS}
+    return body
+
+
 def get_stats(client: FlaskClient, query: str = "") -> dict[str, Any]:
     response = client.get(f"/api/v1/stats?{query}")
     assert response.status_code == 200, response.get_data(as_text=True)
     body = response.get_json()
     conforms(body, "Stats")
-    return body
+    left_out = body.pop("faces_left_out")  # checked apart: only a choice of faces leaves any out
+    assert left_out == 0 or "min_face_px" in query or "uncertain" in query
+    return counts_only(body)
 
 
 def test_stats_totals_and_shares(client: FlaskClient, seeded: StatsData) -> None:
@@ -917,3 +941,35 @@ def test_validation_failures_answer_the_fields_code() -> None:
         )
         assert first_error(BatchCreate, {"urls": ["https://a.com/"], "platform": "x"})[0] == "invalid_platform"
     app.extensions["db"].dispose()
+
+
+def test_stats_choose_faces_by_size_and_certainty(client: FlaskClient, seeded: StatsData, pg_database) -> None:
+    """Small and uncertain faces are counted apart, and `min_face_px`/`uncertain` leave them out of every number."""
+    from sqlalchemy import update
+
+    from db import Face
+
+    with pg_database.session() as session:
+        first, second = seeded.face_ids[:2]
+        session.execute(update(Face).where(Face.id == first).values(size_px=20, low_resolution=True))
+        session.execute(update(Face).where(Face.id == second).values(uncertain=True))
+    everything = client.get("/api/v1/stats").get_json()
+    assert (everything["faces"], everything["uncertain"], everything["low_resolution"]) == (6, 1, 1)
+    for query, left_out in [
+        ("min_face_px=28", 1),
+        ("uncertain=exclude", 1),
+        ("uncertain=only", 5),
+        ("min_face_px=28&uncertain=exclude", 2),
+    ]:
+        body = client.get(f"/api/v1/stats?{query}").get_json()
+        conforms(body, "Stats")
+        assert (body["faces"], body["faces_left_out"]) == (6 - left_out, left_out), query
+        assert sum(e["count"] for e in body["emotions"].values()) == body["faces"]
+        timeline = client.get(f"/api/v1/timeline?{query}").get_json()
+        assert sum(item["faces"] for item in timeline["items"]) == body["faces"], query
+        listed = client.get(f"/api/v1/faces?{query}&limit=100").get_json()["items"]
+        assert len(listed) == body["faces"], query
+        exported = client.get(f"/api/v1/faces/export?{query}&format=json").get_json()
+        assert len(exported) == body["faces"], query
+    assert client.get("/api/v1/stats?uncertain=maybe").status_code == 400
+    assert client.get("/api/v1/stats?min_face_px=-3").status_code == 400

@@ -58,6 +58,8 @@ READ_DASHBOARD = """() => {
   const all = (selector, root = document) => [...root.querySelectorAll(selector)];
   const bars = (root) => all("g.bar", root).map((bar) => ({
     emotion: bar.dataset.emotion, count: Number(bar.dataset.count), share: Number(bar.dataset.share),
+    low: Number(bar.dataset.low), high: Number(bar.dataset.high),
+    corrected: bar.dataset.corrected === undefined ? null : Number(bar.dataset.corrected),
     text: bar.querySelector("text.value").textContent,
   }));
   return {
@@ -174,16 +176,27 @@ def api(base: str, path: str) -> Any:
     return response.json()
 
 
+RELIABLE_TEXT = re.compile(r"([\d.]+) % \[([\d.]+)–([\d.]+)\] · ([\d,]+)")  # share [interval] · count
+UNRELIABLE_TEXT = re.compile(r"()([\d.]+)–([\d.]+) % · ([\d,]+)")  # too few images: the interval, no share
+
+
 def check_bars(drawn: list[dict[str, Any]], summary: dict[str, Any]) -> None:
-    """Seven bars whose counts, shares and written numbers are the API's."""
+    """Seven bars whose counts, shares, intervals, corrected shares and written numbers are the API's;
+    a set with too few images shows its intervals instead of bare percentages."""
     assert [bar["emotion"] for bar in drawn] == list(EMOTIONS)
     for bar in drawn:
         expected = summary["emotions"][bar["emotion"]]
         assert (bar["count"], bar["share"]) == (expected["count"], pytest.approx(expected["share"]))
-        written = re.fullmatch(r"([\d.]+) % · ([\d,]+)", bar["text"])
+        assert [bar["low"], bar["high"]] == pytest.approx(expected["interval"])
+        assert bar["corrected"] == (pytest.approx(expected["corrected"]["share"]) if expected["corrected"] else None)
+        written = (RELIABLE_TEXT if summary["reliable"] else UNRELIABLE_TEXT).fullmatch(bar["text"])
         assert written, bar["text"]
-        assert float(written[1]) == pytest.approx(expected["share"] * 100, abs=0.051)
-        assert int(written[2].replace(",", "")) == expected["count"]
+        if summary["reliable"]:
+            assert float(written[1]) == pytest.approx(expected["share"] * 100, abs=0.051)
+        assert [float(written[2]), float(written[3])] == pytest.approx(
+            [v * 100 for v in expected["interval"]], abs=0.051
+        )
+        assert int(written[4].replace(",", "")) == expected["count"]
 
 
 def check_dashboard(page: Any, base: str, query: str = "") -> dict[str, Any]:
@@ -249,7 +262,10 @@ def test_dashboard_numbers_equal_the_api(page: Any, live: str, seeded: StatsData
 
     assert shown["metrics"] == {"images": "4", "images_with_faces": "3", "faces": "6", "failed": "1"}
     assert shown["caption"] == "faces per emotion per hour (UTC)" and len(shown["timeline"]) == 3
-    assert {bar["emotion"]: bar["text"] for bar in shown["emotions"]}["happy"] == "50.0 % · 3"
+    happy = {bar["emotion"]: bar["text"] for bar in shown["emotions"]}["happy"]
+    assert re.fullmatch(r"\d+\.\d–\d+\.\d % · 3", happy), happy  # 3 images with faces: the interval, not "50.0 %"
+    assert "Not reliable yet: 3 images with faces, under the 30" in page.text_content("#emotion-chart")
+    assert page.locator('.platform[data-platform="facebook"] .unreliable').count() == 1
     page.wait_for_function("[...document.querySelectorAll('#thumbnails img')].every((img) => img.naturalWidth > 0)")
     screenshot(page, "dashboard-seeded.png")
 
@@ -281,6 +297,55 @@ def test_a_filter_changes_every_panel_and_the_url(page: Any, live: str, seeded: 
     check_dashboard(shared, live, f"batch_id={seeded.batch_a}&until=2025-03-01T13%3A00%3A00Z")
     assert shared.input_value("#filter-batch") == str(seeded.batch_a)
     assert shared.input_value("#filter-until") == "2025-03-01"
+
+
+READ_COMPARE = """() => [...document.querySelectorAll("#compare-chart g.difference")].map((row) => ({
+  emotion: row.dataset.emotion, raw: Number(row.dataset.raw), low: Number(row.dataset.rawLow),
+  high: Number(row.dataset.rawHigh), significant: "significant" in row.dataset,
+  corrected: row.dataset.corrected === undefined ? null : Number(row.dataset.corrected),
+}))"""
+
+
+@pytest.fixture
+def two_platforms(pg_database: Database) -> None:
+    """Forty instagram photos of mostly happy faces and forty twitter ones of mostly angry faces."""
+    with pg_database.session() as session:
+        for platform, mood in (("instagram", "happy"), ("twitter", "angry")):
+            batch = add_batch(session, total=40)
+            for index in range(40):
+                faces = (mood, mood) if index % 4 else ("neutral",)
+                add_image(session, batch, platform=platform, emotions=faces)
+
+
+def test_compare_view_draws_the_apis_differences(page: Any, live: str, two_platforms: None) -> None:
+    page.goto(f"{live}/")
+    wait_ready(page)
+    assert "Choose what A and B are" in page.text_content("#compare-chart")
+
+    page.select_option("#compare-a-platform", "instagram")
+    page.select_option("#compare-b-platform", "twitter")
+    query = "a.platform=instagram&b.platform=twitter"
+    page.wait_for_selector("#compare-chart g.difference")
+    assert page.url == f"{live}/?{query}"
+    body = api(live, f"/api/v1/compare?{query}")
+    drawn = {row["emotion"]: row for row in page.evaluate(READ_COMPARE)}
+    assert list(drawn) == list(EMOTIONS)
+    for name in EMOTIONS:
+        raw, corrected = body["differences"][name]["raw"], body["differences"][name]["corrected"]
+        row = drawn[name]
+        assert [row["raw"], row["low"], row["high"]] == pytest.approx([raw["difference"], *raw["interval"]])
+        assert row["significant"] is raw["significant"]
+        assert row["corrected"] == pytest.approx(corrected["difference"])
+    assert drawn["happy"]["significant"] and drawn["happy"]["raw"] > 0 and drawn["angry"]["raw"] < 0
+    sides = page.text_content("#compare-chart .sides")
+    assert "instagram: 70 faces in 40 images" in sides and "not reliable" not in sides
+    screenshot(page, "dashboard-compare.png")
+
+    shared = page.context.new_page()  # the compared sets live in the URL, beside the filters
+    shared.goto(f"{live}/?platform=twitter&{query}")
+    shared.wait_for_selector("#compare-chart .sides")
+    assert shared.input_value("#compare-a-platform") == "instagram"
+    assert "A platform instagram" in shared.text_content("#compare-chart .sides")
 
 
 def test_empty_and_error_states_explain_themselves(page: Any, live: str, pg_database: Database) -> None:
@@ -334,7 +399,7 @@ def test_image_pages_explain_missing_images_previews_and_failures(page: Any, liv
     page.wait_for_selector('body[data-state="ready"]', state="attached")
     page.wait_for_selector("#image-view .no-preview")
     assert "preview is no longer kept (previews are kept 30 days)" in page.text_content("#image-view")
-    assert page.locator(".face-card").count() == 1 and page.locator("#image-view g.face").count() == 0
+    assert page.locator("#face-table tbody tr").count() == 1 and page.locator("#image-view .face-box").count() == 0
 
     page.goto(f"{live}/images/{failed.id}")
     page.wait_for_selector('body[data-state="ready"]', state="attached")
@@ -448,11 +513,11 @@ def test_an_uploaded_photo_shows_its_annotated_result(page: Any, served: tuple[s
     page.wait_for_selector('body[data-state="ready"]', state="attached")
     assert page.url == f"{base}/images/{image['id']}"
     page.wait_for_function("document.querySelector('#image-view img').naturalWidth > 0")
-    assert page.locator("#image-view g.face").count() == 2
-    cards = page.locator(".face-card")
-    assert cards.count() == 2
+    assert page.locator("#image-view .face-box").count() == 2
+    assert page.locator("#face-table tbody tr").count() == 2
     for index, face in enumerate(image["faces"]):
-        card = cards.nth(index)
+        page.click(f'#face-table tr[data-index="{index}"] button.face-link')
+        card = page.locator(f'#face-detail .face-card[data-index="{index}"]')
         assert card.get_attribute("data-emotion") == face["emotion"]
         rows = card.locator(".probability")
         assert rows.count() == 7
@@ -461,3 +526,173 @@ def test_an_uploaded_photo_shows_its_annotated_result(page: Any, served: tuple[s
             assert float(rows.nth(row).get_attribute("data-score")) == pytest.approx(face["scores"][emotion])
             assert rows.nth(row).locator(".value").text_content() == f"{face['scores'][emotion] * 100:.1f} %"
     screenshot(page, "image-page.png")
+
+
+# --- a group photo, and accessibility ---------------------------------------------------------------
+
+AXE_TAGS = ["wcag2a", "wcag2aa"]
+
+
+def axe_violations(page: Any) -> list[str]:
+    """axe-core's WCAG 2 A/AA violations on the page as it is drawn (the script from axe-playwright-python's
+    package, read from disk and evaluated through the DevTools protocol: nothing is fetched, and the page's
+    Content-Security-Policy, which refuses inline scripts, stays as it is)."""
+    try:
+        import axe_playwright_python
+    except ImportError:
+        unavailable("axe-playwright-python (pip install -e '.[test]')")
+    page.evaluate((Path(axe_playwright_python.__file__).parent / "axe.min.js").read_text())
+    results = page.evaluate("(tags) => axe.run(document, { runOnly: { type: 'tag', values: tags } })", AXE_TAGS)
+    return [
+        f"{violation['id']}: {node['target']} {node.get('failureSummary', '')}"
+        for violation in results["violations"]
+        for node in violation["nodes"]
+    ]
+
+
+@pytest.fixture
+def group_photo(pg_database: Database, shared_data: Path) -> int:
+    """linzaer_11.jpg of the shared group photos, stored as analysed: its 26 hand-checked faces, a preview."""
+    import json
+
+    from db import Face, ImageFile
+    from db.schema import PREVIEW
+    from tests.factories import scores_for
+    from workers.imaging import decode_image, encode_preview
+
+    folder = shared_data / "group_photos"
+    entry = next(
+        e for e in json.loads((folder / "annotations.json").read_text())["images"] if e["file"] == "linzaer_11.jpg"
+    )
+    rgb = decode_image((folder / entry["file"]).read_bytes())
+    with pg_database.session() as session:
+        batch = add_batch(session, total=1, name="a department on the steps")
+        image = add_image(session, batch, url="https://example.com/group.jpg")
+        image.width, image.height = rgb.shape[1], rgb.shape[0]
+        image.face_count, image.min_face_px = len(entry["faces"]), 24
+        for index, face in enumerate(entry["faces"]):
+            x, y, w, h = face["box"]
+            emotion = EMOTIONS[index % len(EMOTIONS)]
+            session.add(
+                Face(
+                    image_id=image.id, batch_id=batch.id, platform=image.platform, analyzed_at=image.finished_at,
+                    x=x, y=y, w=w, h=h, confidence=0.99, emotion=emotion, **scores_for(emotion),
+                    size_px=min(w, h), low_resolution=min(w, h) < 36, uncertain=index % 5 == 0,  # 36: some flagged
+                )
+            )  # fmt: skip
+        session.add(
+            ImageFile(image_id=image.id, kind=PREVIEW, content_type="image/jpeg", data=encode_preview(rgb, 640))
+        )
+        session.flush()
+        return image.id
+
+
+def selected_everywhere(page: Any) -> list[str]:
+    """The data-index of the selected marker, box and table row (the three must agree)."""
+    return page.evaluate(
+        "() => ['.marker.selected', '.face-box.selected', '#face-table tr.selected']"
+        ".map((s) => document.querySelector(s)?.dataset.index ?? null)"
+    )
+
+
+def test_a_group_photo_page_stays_short_and_every_face_is_reachable(page: Any, live: str, group_photo: int) -> None:
+    page.goto(f"{live}/images/{group_photo}")
+    page.wait_for_selector('body[data-state="ready"]', state="attached")
+    page.wait_for_function("document.querySelector('#image-view img').naturalWidth > 0")
+    faces = api(live, f"/api/v1/images/{group_photo}")["faces"]
+    assert len(faces) == 26
+    assert page.locator("button.marker").count() == 26 and page.locator("#face-table tbody tr").count() == 26
+    height = page.evaluate("document.documentElement.scrollHeight")
+    assert height <= 1.5 * VIEWPORT["height"], height  # one card per face made it over 6,000 px
+    summary = {
+        row.get_attribute("data-emotion"): int(row.get_attribute("data-count"))
+        for row in page.locator(".summary-row").all()
+    }
+    assert summary == {e: sum(1 for f in faces if f["emotion"] == e) for e in EMOTIONS}
+    screenshot(page, "image-page-group.png")
+
+    for index in range(26):  # by pointer, from the picture: the row follows, and the label names the face
+        page.locator(f'button.marker[data-index="{index}"]').click()
+        assert selected_everywhere(page) == [str(index)] * 3
+        page.mouse.move(1, 1)  # off the picture: the label shows the selected face, not the one under the pointer
+        label = page.locator("#face-label")
+        assert label.is_visible() and label.text_content().startswith(f"{index + 1} {faces[index]['emotion']}")
+    for index in reversed(range(26)):  # by pointer, from the table: the picture follows
+        page.locator(f'#face-table tr[data-index="{index}"] td:nth-child(2)').click()
+        assert selected_everywhere(page) == [str(index)] * 3
+
+    page.locator('button.marker[data-index="0"]').focus()  # by keyboard: Tab visits every marker in number order
+    reached = []
+    for _ in range(26):
+        reached.append(page.evaluate("document.activeElement.dataset.index"))
+        page.keyboard.press("Tab")
+    assert reached == [str(index) for index in range(26)]
+    page.locator('button.marker[data-index="4"]').focus()
+    page.keyboard.press("Enter")
+    assert selected_everywhere(page) == ["4"] * 3
+    page.keyboard.press("ArrowRight")
+    assert selected_everywhere(page) == ["5"] * 3 and page.evaluate("document.activeElement.dataset.index") == "5"
+    page.locator('#face-table button.face-link[data-index="17"]').focus()  # and from the table
+    page.keyboard.press("Enter")
+    assert selected_everywhere(page) == ["17"] * 3
+    assert page.locator("#face-detail .probability").count() == 7
+
+    page.click('button.sort[data-sort="size"]')  # sorting: largest first, then back
+    sizes = [int(cell.get_attribute("data-size")) for cell in page.locator("#face-table td[data-size]").all()]
+    assert sizes == sorted((f["size_px"] for f in faces), reverse=True)
+    assert page.get_attribute('th:has(button[data-sort="size"])', "aria-sort") == "descending"
+    page.click('button.sort[data-sort="size"]')
+    sizes = [int(cell.get_attribute("data-size")) for cell in page.locator("#face-table td[data-size]").all()]
+    assert sizes == sorted(f["size_px"] for f in faces)
+    assert selected_everywhere(page) == ["17"] * 3  # the selection survives a sort
+    flagged = page.locator("#face-table .flag.low-resolution").count()
+    assert flagged == sum(f["low_resolution"] for f in faces) and flagged > 0
+    assert page.locator("#face-table .flag.uncertain").count() == sum(f["uncertain"] for f in faces)
+    assert axe_violations(page) == []
+
+
+def test_every_page_passes_axe_wcag2_a_and_aa(
+    page: Any, live: str, seeded: StatsData, group_photo: int, pg_database: Database
+) -> None:
+    with pg_database.session() as session:
+        failed = add_image(session, add_batch(session, total=1), status=FAILED)
+        failed.error_code, failed.error_message = "http_404", "not found"
+        failed_id = failed.id
+    views = {
+        "dashboard": ("/", lambda: wait_ready(page)),
+        "dashboard, filtered": (
+            "/?min_face_px=28&uncertain=exclude",
+            lambda: wait_ready(page, "min_face_px=28&uncertain=exclude"),
+        ),
+        "image page": (f"/images/{group_photo}", None),
+        "failed image": (f"/images/{failed_id}", None),
+        "sign-in page": ("/signin", None),
+    }
+    found = {}
+    for name, (path, ready) in views.items():
+        page.goto(f"{live}{path}")
+        if ready:
+            ready()
+        elif path.startswith("/images/"):
+            page.wait_for_selector('body[data-state="ready"]', state="attached")
+        else:
+            page.wait_for_load_state("load")
+        found[name] = axe_violations(page)
+    assert found == {name: [] for name in views}
+
+
+def test_the_dashboard_says_how_many_faces_a_face_filter_leaves_out(page: Any, live: str, group_photo: int) -> None:
+    page.goto(f"{live}/")
+    wait_ready(page)
+    assert page.locator("#faces-note .left-out").count() == 0
+    page.select_option("#filter-min-face", "48")
+    check_dashboard(page, live, "min_face_px=48")
+    stats = api(live, "/api/v1/stats?min_face_px=48")
+    assert (
+        stats["faces_left_out"]
+        == sum(f["size_px"] < 48 for f in api(live, f"/api/v1/images/{group_photo}")["faces"])
+        > 0
+    )
+    note = page.locator("#faces-note .left-out")
+    assert int(note.get_attribute("data-left-out")) == stats["faces_left_out"]
+    assert page.get_attribute("#export-csv", "href") == "/api/v1/faces/export?min_face_px=48&format=csv"

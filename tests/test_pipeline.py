@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from core.vocabulary import DONE, EMOTIONS, FAILED, QUEUED
 from db import PREVIEW, UPLOAD, Batch, Database, Face, Image, ImageFile
 from db.lifecycle import record_success
-from models.analyzer import FaceResult
+from models.analyzer import FaceResult, ImageAnalysis
 from tests.support import free_port, image_server, make_settings
 from workers.pipeline import WorkerContext, process_image
 
@@ -24,6 +24,9 @@ class FakeAnalyzer:
         self.faces = faces if faces is not None else [FaceResult((1, 2, 10, 12), 0.99, "happy", HAPPY)]
         self.error = error
         self.calls = 0
+
+    def analyze_image(self, rgb: np.ndarray) -> ImageAnalysis:
+        return ImageAnalysis(self.analyze(rgb))
 
     def analyze(self, rgb: np.ndarray) -> list[FaceResult]:
         self.calls += 1
@@ -175,3 +178,20 @@ def test_an_upload_whose_bytes_are_gone_fails_with_a_code(pg_database: Database,
     image_id = add_image(pg_database, "upload:lost.png", platform="other")
     process_image(image_id, context(pg_database, tmp_path))
     assert image(pg_database, image_id).error_code == "upload_missing"
+
+
+def test_the_worker_stores_sizes_flags_and_the_detection_limits(pg_database: Database, server, tmp_path: Path) -> None:
+    faces = [FaceResult((1, 2, 20, 26), 0.99, "happy", HAPPY), FaceResult((30, 2, 40, 48), 0.98, "sad", HAPPY, True)]
+
+    class Capped(FakeAnalyzer):
+        def analyze_image(self, rgb: np.ndarray) -> ImageAnalysis:
+            return ImageAnalysis(self.analyze(rgb), faces_beyond_cap=7, min_face_px=31, scan_capped=True)
+
+    image_id = add_image(pg_database, server.url("photo.jpg"))
+    ctx = context(pg_database, tmp_path, Capped(faces), low_resolution_px=28)
+    assert process_image(image_id, ctx).status == DONE
+    stored = image(pg_database, image_id)
+    assert (stored.faces_beyond_cap, stored.min_face_px, stored.scan_capped, stored.face_count) == (7, 31, True, 2)
+    with pg_database.session() as session:
+        rows = session.scalars(select(Face).where(Face.image_id == image_id).order_by(Face.id)).all()
+        assert [(f.size_px, f.low_resolution, f.uncertain) for f in rows] == [(20, True, False), (40, False, True)]

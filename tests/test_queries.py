@@ -4,6 +4,8 @@ statements, keyset paging edges, and hourly rollups that answer exactly what cou
 from __future__ import annotations
 
 import random
+import threading
+import time
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -14,11 +16,11 @@ from sqlalchemy.orm import Session
 from core.filters import Filters
 from core.vocabulary import DONE, EMOTIONS, FAILED, PLATFORMS, PROCESSING, QUEUED
 from db import Batch, Database, Face, Image
-from db.queries import batch_counts, faces_page, stats, summary, timeline
-from db.schema import NO_FINISH_HOUR, FaceHour, ImageHour
+from db.queries import FLAGS, batch_counts, faces_page, stats, summary, timeline
+from db.schema import EMOTION_PAIRS, NO_FINISH_HOUR, FaceFlagHour, FaceHour, ImageFaceCount, ImageHour
 from db.windows import as_utc
 from tests.conftest import truncate_all
-from tests.factories import T0, add_batch, add_image, counting_statements, seed_stats
+from tests.factories import T0, add_batch, add_faces, add_image, counting_statements, seed_stats
 
 
 def test_batch_counts_groups_in_one_statement(pg_database: Database) -> None:
@@ -51,12 +53,13 @@ def test_batch_counts_of_no_batches_runs_no_sql(pg_database: Database) -> None:
     assert statements == []
 
 
-def test_stats_is_two_grouped_statements(pg_database: Database) -> None:
+def test_stats_is_three_grouped_statements(pg_database: Database) -> None:
+    """Images, faces per emotion, flagged faces: each one grouped statement, however much data."""
     with pg_database.session() as session:
         seed_stats(session)
     with pg_database.session() as session, counting_statements(pg_database) as statements:
         result = stats(session)
-    assert len(statements) == 2
+    assert len(statements) == 3
     assert all("GROUP BY" in statement for statement in statements)
     assert (result["images"], result["images_with_faces"], result["faces"]) == (4, 3, 6)
     assert list(result["by_platform"]) == ["facebook", "instagram", "twitter"]
@@ -123,9 +126,64 @@ def rollups(session: Session) -> tuple[dict, dict]:
     return images, {key: count for key, count in faces.items() if count}
 
 
+def image_hour_counts(faces: Sequence[Face]) -> dict[tuple, Counter]:
+    """Each image's faces per emotion, per UTC hour and platform: what image_face_counts must hold."""
+    counts: dict[tuple, Counter] = {}
+    for face in faces:
+        counts.setdefault((face.image_id, hour_of(face.analyzed_at), face.platform), Counter())[face.emotion] += 1
+    return counts
+
+
+def pair_sums(counts: dict[tuple, Counter]) -> dict[tuple, int]:
+    """Per (hour, platform, pair): the sum over images of c_e x c_f; zeros left out."""
+    sums: Counter = Counter()
+    for (_, hour, platform), image in counts.items():
+        for first, second in EMOTION_PAIRS:
+            sums[hour, platform, first, second] += image[first] * image[second]
+    return {key: value for key, value in sums.items() if value}
+
+
+def stored_pairs(session: Session) -> tuple[dict, dict]:
+    """image_face_counts and face_hours' pair sums as stored (zeros left out)."""
+    images = {
+        (row.image_id, as_utc(row.hour), row.platform): Counter(
+            {e: getattr(row, e) for e in EMOTIONS if getattr(row, e)}
+        )
+        for row in session.scalars(select(ImageFaceCount))
+    }
+    pairs = {
+        (as_utc(row.hour), row.platform, *pair): value
+        for row in session.scalars(select(FaceHour))
+        for pair, value in row.pairs.items()
+        if value
+    }
+    return images, pairs
+
+
+def flag_recount(session: Session) -> dict:
+    """What face_flag_hours must hold: the flagged faces per hour, platform and flag."""
+    flagged: Counter = Counter()
+    for face in session.scalars(select(Face)):
+        for flag in FLAGS:
+            flagged[hour_of(face.analyzed_at), face.platform, flag] += int(getattr(face, flag))
+    return {key: count for key, count in flagged.items() if count}
+
+
+def flag_rollups(session: Session) -> dict:
+    stored = {
+        (as_utc(row.hour), row.platform, flag): getattr(row, flag)
+        for row in session.scalars(select(FaceFlagHour))
+        for flag in FLAGS
+    }
+    return {key: count for key, count in stored.items() if count}
+
+
 def assert_rollups_match(database: Database) -> None:
     with database.session() as session:
         assert rollups(session) == recount(session)
+        assert flag_rollups(session) == flag_recount(session)
+        expected_counts = image_hour_counts(session.scalars(select(Face)).all())
+        assert stored_pairs(session) == (expected_counts, pair_sums(expected_counts))
         bounds = {
             (as_utc(row.hour), row.platform): (row.min_face_id, row.max_face_id)
             for row in session.scalars(select(FaceHour))
@@ -156,6 +214,10 @@ def seed_random(session: Session, seed: int = 6) -> None:
         )
     unfinished = session.scalars(select(Image.id).where(Image.status == DONE).order_by(Image.id).limit(3)).all()
     session.execute(update(Image).where(Image.id.in_(unfinished)).values(finished_at=None))
+    # Small and uncertain faces, set by updates: the flag rollup follows them.
+    session.execute(update(Face).where(Face.id % 3 == 0).values(w=20, h=26, size_px=20, low_resolution=True))
+    session.execute(update(Face).where(Face.id % 4 == 1).values(uncertain=True))
+    session.expire_all()  # the rows as stored, for the tests that count them in Python
 
 
 def test_rollups_follow_every_kind_of_write(any_database: Database) -> None:
@@ -175,6 +237,44 @@ def test_rollups_follow_every_kind_of_write(any_database: Database) -> None:
     truncate_all(any_database)
     with any_database.session() as session:
         assert rollups(session) == ({}, {})
+        assert stored_pairs(session) == ({}, {})
+
+
+def test_concurrent_writers_of_one_image_keep_the_pair_sums_exact(pg_database: Database) -> None:
+    """Two transactions add faces to one image at once: the second waits on the image's counts row and
+    then builds on the first's committed counts, so the sums of products stay those of the rows."""
+    with pg_database.session() as session:
+        image_id = add_image(session, add_batch(session), emotions=("happy",)).id
+    first_flushed = threading.Event()
+    errors: list[BaseException] = []
+
+    def write(emotions: tuple[str, ...], wait: bool) -> None:
+        try:
+            if wait:
+                first_flushed.wait(timeout=10)
+            with pg_database.session() as session:
+                add_faces(session, session.get(Image, image_id), emotions)  # the trigger runs at this flush
+                if not wait:
+                    first_flushed.set()
+                    time.sleep(0.5)  # the other writer is now blocked on the counts row this one holds
+        except BaseException as exc:  # noqa: BLE001 - reported by the test below
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=write, args=(("happy", "sad"), False)),
+        threading.Thread(target=write, args=(("happy",), True)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert errors == []
+    assert_rollups_match(pg_database)
+    with pg_database.session() as session:
+        counts = session.scalars(select(ImageFaceCount).where(ImageFaceCount.image_id == image_id)).one()
+        assert (counts.happy, counts.sad) == (3, 1)
+        row = session.scalars(select(FaceHour)).one()
+        assert (row.pairs["happy", "happy"], row.pairs["happy", "sad"], row.pairs["sad", "sad"]) == (9, 3, 1)
 
 
 def in_window(value: datetime | None, since: datetime | None, until: datetime | None) -> bool:
@@ -183,8 +283,27 @@ def in_window(value: datetime | None, since: datetime | None, until: datetime | 
     return value is not None and (since is None or as_utc(value) >= since) and (until is None or as_utc(value) < until)
 
 
-def expected_stats(session: Session, platform: str | None, batch_id: int | None, since, until) -> dict:
-    """The /stats answer counted in Python from the rows: what the rollups must reproduce."""
+def expected_cross(faces: Sequence[Face]) -> list[list[int]]:
+    """The sum over images (per UTC hour, as the rollups group them) of c_e x c_f, EMOTIONS order."""
+    images = image_hour_counts(faces).values()
+    return [[sum(image[first] * image[second] for image in images) for second in EMOTIONS] for first in EMOTIONS]
+
+
+def expected_stats(
+    session: Session, platform: str | None, batch_id: int | None, since, until, with_pairs: bool = False, **choice
+) -> dict:
+    """The /stats answer counted in Python from the rows: what the rollups must reproduce.
+
+    `choice` (min_face_px, uncertain) chooses faces as Filters does; images with faces then count
+    the images holding a chosen face."""
+    min_face_px, uncertain = choice.get("min_face_px"), choice.get("uncertain", "include")
+
+    def chosen(face: Face) -> bool:
+        wanted = {"include": (False, True), "exclude": (False,), "only": (True,)}[uncertain]
+        return face.size_px >= (min_face_px or 0) and face.uncertain in wanted
+
+    def flags(group: list[Face]) -> dict[str, int]:
+        return {flag: sum(int(getattr(f, flag)) for f in group) for flag in FLAGS}
 
     def kept(row_platform: str, row_batch: int, when: datetime | None) -> bool:
         return (platform in (None, row_platform)) and (batch_id in (None, row_batch)) and in_window(when, since, until)
@@ -194,20 +313,30 @@ def expected_stats(session: Session, platform: str | None, batch_id: int | None,
         for i in session.scalars(select(Image).where(Image.status == DONE))
         if kept(i.platform, i.batch_id, i.finished_at)
     ]
-    faces = [f for f in session.scalars(select(Face)) if kept(f.platform, f.batch_id, f.analyzed_at)]
+    every_face = [f for f in session.scalars(select(Face)) if kept(f.platform, f.batch_id, f.analyzed_at)]
+    faces = [f for f in every_face if chosen(f)]
+    with_chosen = {f.image_id for f in session.scalars(select(Face)) if chosen(f)}  # the image's time decides
+    has_faces = (lambda i: i.id in with_chosen) if choice else (lambda i: (i.face_count or 0) > 0)
     blocks = {
         name: summary(
             sum(1 for i in images if i.platform == name),
-            sum(1 for i in images if i.platform == name and (i.face_count or 0) > 0),
+            sum(1 for i in images if i.platform == name and has_faces(i)),
             Counter(f.emotion for f in faces if f.platform == name),
+            flags([f for f in faces if f.platform == name]),
         )
         for name in PLATFORMS
         if any(i.platform == name for i in images)
     }
-    return {
-        **summary(len(images), sum(1 for i in images if (i.face_count or 0) > 0), Counter(f.emotion for f in faces)),
+    result = {
+        **summary(len(images), sum(1 for i in images if has_faces(i)), Counter(f.emotion for f in faces), flags(faces)),
+        "faces_left_out": len(every_face) - len(faces),
         "by_platform": blocks,
     }
+    if with_pairs:
+        result["cross"] = expected_cross(faces)
+        for name, block in blocks.items():
+            block["cross"] = expected_cross([f for f in faces if f.platform == name])
+    return result
 
 
 HOUR = timedelta(hours=1)
@@ -250,9 +379,16 @@ def test_stats_and_timeline_over_any_window_equal_counting_the_rows(any_database
         windows = [*WINDOWS, *data_windows(faces)]
         for since, until in windows:
             for platform, batch in [(None, None), ("twitter", None), (None, batch_id), ("facebook", batch_id)]:
-                assert stats(session, Filters(platform, batch, since, until)) == expected_stats(
-                    session, platform, batch, since, until
-                ), (platform, batch, since, until)
+                filters = Filters(platform, batch, since, until)
+                assert stats(session, filters) == expected_stats(session, platform, batch, since, until), filters
+                assert stats(session, filters, with_pairs=True) == expected_stats(
+                    session, platform, batch, since, until, with_pairs=True
+                ), filters
+            for choice in [{"min_face_px": 28}, {"uncertain": "exclude"}, {"min_face_px": 21, "uncertain": "only"}]:
+                filters = Filters(since=since, until=until, **choice)
+                assert stats(session, filters, with_pairs=True) == expected_stats(
+                    session, None, None, since, until, with_pairs=True, **choice
+                ), filters
             for bucket, width in [("hour", "hour"), ("day", "day")]:
                 got = timeline(session, Filters(since=since, until=until), bucket=bucket)["items"]
                 counted: dict[datetime, Counter] = {}

@@ -30,24 +30,42 @@ def run(pg_database: Database, monkeypatch: pytest.MonkeyPatch) -> Callable[...,
     return invoke
 
 
+RAW_CELL = re.compile(r"([\d,]+) +([\d.]+) % +([\d.]+)- *([\d.]+)")
+CORRECTED_CELL = re.compile(r"([\d.]+) % +([\d.]+)- *([\d.]+)|-{19}")
+
+
+def percents(*values: str) -> tuple[float, ...]:
+    return tuple(float(value) for value in values)
+
+
 def parse_table(output: str) -> dict:
-    """The printed table back into the API's shape (counts, and shares to the printed precision)."""
+    """The printed table back into the API's shape (counts; shares and bounds in percent, as printed)."""
     lines = output.splitlines()
     headline = {
         name: int(lines[index].split()[-1].replace(",", ""))
         for index, name in enumerate(("images", "images_with_faces", "faces"))
     }
     columns = lines[4].split()[1:]
-    table: dict = {column: {"emotions": {}} for column in columns}
+    table: dict = {column: {"emotions": {}, "corrected": {}} for column in columns}
     for line in lines[5:12]:
-        emotion, *cells = line.split()
-        for column, (count, share) in zip(columns, re.findall(r"([\d,]+) +([\d.]+) %", line), strict=True):
-            table[column]["emotions"][emotion] = (int(count.replace(",", "")), float(share))
-        assert len(cells) == 3 * len(columns)
-    faces = lines[12].split()[1:]
-    for column, count in zip(columns, faces, strict=True):
+        emotion = line.split()[0]
+        cells = RAW_CELL.findall(line)
+        assert len(cells) == len(columns), line
+        for column, (count, *shares) in zip(columns, cells, strict=True):
+            table[column]["emotions"][emotion] = (int(count.replace(",", "")), *percents(*shares))
+    for column, count in zip(columns, lines[12].split()[1:], strict=True):
         table[column]["faces"] = int(count.replace(",", ""))
+    if lines[14].startswith("corrected"):
+        for line in lines[15:22]:
+            emotion = line.split()[0]
+            cells = CORRECTED_CELL.findall(line[9:])
+            for column, cell in zip(columns, cells, strict=True):
+                table[column]["corrected"][emotion] = percents(*cell) if cell[0] else None
     return {"headline": headline, "columns": table}
+
+
+def in_percent(*values: float) -> tuple[float, ...]:
+    return tuple(round(value * 100, 1) for value in values)
 
 
 def expected_table(api: dict) -> dict:
@@ -55,8 +73,16 @@ def expected_table(api: dict) -> dict:
     return {
         "headline": {key: api[key] for key in ("images", "images_with_faces", "faces")},
         "columns": {
-            name: {
-                "emotions": {e: (v["count"], round(v["share"] * 100, 1)) for e, v in summary["emotions"].items()},
+            name + ("" if summary["reliable"] else "*"): {
+                "emotions": {
+                    e: (v["count"], *in_percent(v["share"], *v["interval"])) for e, v in summary["emotions"].items()
+                },
+                "corrected": {
+                    e: None
+                    if v["corrected"] is None
+                    else in_percent(v["corrected"]["share"], *v["corrected"]["interval"])
+                    for e, v in summary["emotions"].items()
+                },
                 "faces": summary["faces"],
             }
             for name, summary in columns.items()
@@ -83,13 +109,21 @@ def test_stats_table_layout(run, seeded: StatsData) -> None:
         "images with faces         3",
         "faces                     6",
     ]
-    assert output.splitlines()[4].split() == ["emotion", "all", "facebook", "instagram", "twitter"]
-    assert "happy            3  50.0 %        2  66.7 %        0   0.0 %        1  50.0 %" in output
+    assert output.splitlines()[4].split() == ["emotion", "all*", "facebook*", "instagram*", "twitter*"]
+    assert re.search(r"^happy +3  50\.0 % +\d+\.\d- *\d+\.\d +2  66\.7 % ", output, re.MULTILINE)
+    assert "corrected for the classifier's errors (wild_calibration)" in output
+    assert "* fewer than 30 images with faces: not reliable yet" in output
+
+
+def test_stats_matrix_option(run, seeded: StatsData) -> None:
+    assert "(fer2013_publictest)" in run("--matrix", "fer2013_publictest")
+    result = CliRunner().invoke(main, ["stats", "--matrix", "imagenet"])
+    assert result.exit_code == 2 and "no confusion matrix 'imagenet'" in result.output
 
 
 def test_stats_on_an_empty_database(run) -> None:
     output = run()
-    assert "faces                     0" in output and output.splitlines()[4].split() == ["emotion", "all"]
+    assert "faces                     0" in output and output.splitlines()[4].split() == ["emotion", "all*"]
 
 
 def test_stats_explains_a_missing_database(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -81,17 +81,17 @@ def record_sweep(requeued: int, gave_up: int, previews_pruned: int) -> None:
 
 def instrument_analyzer(analyzer: FaceAnalyzer) -> FaceAnalyzer:
     """Time the detector and the classifier separately, without the models knowing about metrics."""
-    detect, predict = analyzer.detector.detect, analyzer.classifier.predict
+    scan, predict = analyzer.detector.scan, analyzer.classifier.predict  # FaceAnalyzer detects through scan()
 
-    def timed_detect(*args, **kwargs):
+    def timed_scan(*args, **kwargs):
         with timed("detect"):
-            return detect(*args, **kwargs)
+            return scan(*args, **kwargs)
 
     def timed_predict(*args, **kwargs):
         with timed("classify"):
             return predict(*args, **kwargs)
 
-    analyzer.detector.detect = timed_detect
+    analyzer.detector.scan = timed_scan
     analyzer.classifier.predict = timed_predict
     return analyzer
 

@@ -43,10 +43,14 @@ def load_analyzer(settings: Settings) -> FaceAnalyzer:
     """The models, loaded and traced once per worker process (never per task)."""
     from models.analyzer import FaceAnalyzer
     from models.classifier import EmotionClassifier
+    from models.detector import FaceDetector
     from models.hardware import limit_threads
+    from models.scan import ScanOptions
 
     limit_threads(settings.threads_per_process())
-    analyzer = FaceAnalyzer(classifier=EmotionClassifier(settings.model_path))
+    scan = ScanOptions(min_face_px=settings.min_face_px, max_scan_pixels=settings.max_scan_pixels)
+    detector = FaceDetector(options=scan)
+    analyzer = FaceAnalyzer(detector, EmotionClassifier(settings.model_path), max_faces=settings.max_faces)
     analyzer.warm_up()
     return instrument_analyzer(analyzer)  # after warm-up, so tracing is not counted as detection
 
@@ -131,7 +135,8 @@ def process_image(image_id: int, ctx: WorkerContext) -> Outcome:
                 rgb = decode_image(fetched.content, deadline)
             stage = "analysis"
             deadline.check(stage)
-            faces = ctx.analyzer.analyze(rgb)
+            analysis = ctx.analyzer.analyze_image(rgb)
+            faces = analysis.faces
             finished = time.perf_counter()
             preview = preview_to_keep(
                 rgb, [face.box for face in faces], ctx.settings.previews, ctx.settings.preview_max_side
@@ -158,7 +163,12 @@ def process_image(image_id: int, ctx: WorkerContext) -> Outcome:
         "byte_size": len(fetched.content),
         "fetch_ms": round((fetched_at - started) * 1000, 1),
         "analyze_ms": round((finished - fetched_at) * 1000, 1),
+        "faces_beyond_cap": analysis.faces_beyond_cap,
+        "min_face_px": analysis.min_face_px,
+        "scan_capped": analysis.scan_capped,
     }
     with timed("store"):
-        record_success(ctx.database, image_id, faces, details, preview)
+        record_success(
+            ctx.database, image_id, faces, details, preview, low_resolution_px=ctx.settings.low_resolution_px
+        )
     return Outcome(DONE, faces=len(faces), batch_id=batch)

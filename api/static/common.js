@@ -5,6 +5,7 @@
 const SF = (() => {
   const config = JSON.parse(document.getElementById("config").textContent);
   const SVG_NS = "http://www.w3.org/2000/svg";
+  const LABELLED_FACES = 4; // thumbnails label their boxes up to this many faces
   const COLORS = {
     angry: "#e15759",
     disgust: "#59a14f",
@@ -116,6 +117,8 @@ const SF = (() => {
     // Labels stay legible on a 200 px thumbnail and modest on the full page.
     const size = Math.max(12, Math.max(width, height) / (numbered ? 36 : 18));
     const overlay = svg("svg", { viewBox: `0 0 ${width} ${height}`, preserveAspectRatio: "none", class: "overlay" });
+    // A crowd's labels would cover each other on a thumbnail: boxes only (its page numbers them).
+    const labelled = image.faces.length <= LABELLED_FACES;
     image.faces.forEach((face, index) => {
       const [x, y, w, h] = face.box;
       const [emotion, score] = topEmotion(face);
@@ -127,7 +130,7 @@ const SF = (() => {
           { class: "face", "data-face-id": face.id, "data-emotion": emotion },
           svg("title", {}, `${emotion} ${percent(score)} (face confidence ${face.confidence.toFixed(3)})`),
           svg("rect", { class: "box", x, y, width: w, height: h, stroke: color, "stroke-width": size / 5, fill: "none" }),
-          boxLabel(x, y, text, size, color),
+          labelled ? boxLabel(x, y, text, size, color) : null,
         ),
       );
     });

@@ -4,7 +4,9 @@
 
 (() => {
   const { config, COLORS, api, el, svg, percent, number, plural, utc, annotatedImage, notice } = SF;
-  const FILTERS = ["platform", "batch_id", "since", "until"];
+  const FILTERS = ["platform", "batch_id", "since", "until", "min_face_px", "uncertain"];
+  const SIDES = ["a", "b"]; // the compare view's two sets: a.platform, b.since, ... in the URL and the API
+  const COMPARE_KEYS = SIDES.flatMap((side) => FILTERS.slice(0, 4).map((key) => `${side}.${key}`)); // no face choice there
   const ACTIVE_POLL_MS = 1500; // while a batch is in progress
   const IDLE_POLL_MS = 10000; // otherwise, to notice batches submitted elsewhere
   const BATCHES_SHOWN = 15;
@@ -16,6 +18,7 @@
   const DAY_MS = 24 * HOUR_MS;
 
   let filters = readFilters();
+  let compareSets = readCompare();
   let timer = null;
   let sequence = 0; // only the newest refresh may draw
   let refreshes = 0;
@@ -30,6 +33,21 @@
     return Object.fromEntries(FILTERS.filter((key) => params.get(key)).map((key) => [key, params.get(key)]));
   }
 
+  function readCompare() {
+    const params = new URLSearchParams(location.search);
+    return Object.fromEntries(COMPARE_KEYS.filter((key) => params.get(key)).map((key) => [key, params.get(key)]));
+  }
+
+  /** The page's own query string: the filters, then the compare view's sets. */
+  function pageQuery() {
+    return new URLSearchParams({ ...filters, ...compareSets }).toString();
+  }
+
+  function pushUrl() {
+    const search = pageQuery();
+    history.pushState(null, "", search ? `?${search}` : location.pathname);
+  }
+
   /** The API query string for the current filters plus `extra`; the same string the page's URL carries. */
   function query(extra = {}) {
     return new URLSearchParams({ ...filters, ...extra }).toString();
@@ -41,17 +59,36 @@
     document.getElementById("filter-batch").value = filters.batch_id || "";
     document.getElementById("filter-since").value = (filters.since || "").slice(0, 10);
     document.getElementById("filter-until").value = (filters.until || "").slice(0, 10);
+    ensureOption("filter-min-face", filters.min_face_px, `${filters.min_face_px} px and larger`);
+    document.getElementById("filter-min-face").value = filters.min_face_px || "";
+    document.getElementById("filter-uncertain").value = filters.uncertain || "";
     document.getElementById("clear-filters").hidden = Object.keys(filters).length === 0;
     document.getElementById("export-csv").href = `/api/v1/faces/export?${query({ format: "csv" })}`;
     document.getElementById("export-json").href = `/api/v1/faces/export?${query({ format: "json" })}`;
+    for (const key of COMPARE_KEYS) {
+      const control = document.querySelector(`#compare-form [name="${key}"]`);
+      const value = compareSets[key] || "";
+      control.value = key.endsWith("since") || key.endsWith("until") ? value.slice(0, 10) : value;
+    }
+    document.getElementById("clear-compare").hidden = Object.keys(compareSets).length === 0;
   }
 
   function setFilters(next) {
     filters = Object.fromEntries(FILTERS.filter((key) => next[key]).map((key) => [key, next[key]]));
-    const search = query();
-    history.pushState(null, "", search ? `?${search}` : location.pathname);
+    pushUrl();
     syncControls();
     refresh();
+  }
+
+  function setCompare(next) {
+    compareSets = Object.fromEntries(COMPARE_KEYS.filter((key) => next[key]).map((key) => [key, next[key]]));
+    pushUrl();
+    syncControls();
+    refresh();
+  }
+
+  function compareChanged(event) {
+    setCompare({ ...compareSets, [event.target.name]: event.target.value });
   }
 
   function controlsChanged(event) {
@@ -59,6 +96,12 @@
     const key = event.target.name;
     next[key] = event.target.value;
     setFilters(next);
+  }
+
+  /** A value from a shared URL that the select does not offer (min_face_px=36) still shows. */
+  function ensureOption(id, value, label) {
+    const select = document.getElementById(id);
+    if (value && !select.querySelector(`option[value="${CSS.escape(value)}"]`)) select.append(el("option", { value }, label));
   }
 
   function ensureBatchOption(batchId) {
@@ -84,33 +127,65 @@
 
   // --- charts -------------------------------------------------------------------------------
 
-  /** Seven horizontal bars with share and count written on them; `scale` is the share a full bar stands for. */
+  /** "34.1 % [31.2–37.0]", or only the interval while the set is too small for a share to mean much. */
+  function shareText(share, interval, reliable) {
+    const range = `${(interval[0] * 100).toFixed(1)}–${(interval[1] * 100).toFixed(1)}`;
+    return reliable ? `${percent(share)} [${range}]` : `${range} %`;
+  }
+
+  /**
+   * Seven horizontal bars: the classifier's share (bar) with its 95 % interval (line), and the
+   * corrected estimate of the true share (diamond) with its interval; share and count written on
+   * each. `scale` is the share a full bar stands for; intervals past it are cut at the edge.
+   */
   function emotionBars(summary, scale, { compact = false } = {}) {
-    const rowHeight = compact ? 22 : 28;
+    const rowHeight = compact ? 28 : 36;
+    const barHeight = compact ? 13 : 17;
     const labelWidth = 66;
-    const width = compact ? 300 : 420;
-    const barSpace = width - labelWidth - (compact ? 86 : 104);
+    const width = compact ? 300 : 520;
+    const barSpace = width - labelWidth - (compact ? 120 : 175);
+    const at = (share) => labelWidth + Math.min(scale > 0 ? (share / scale) * barSpace : 0, barSpace);
     const chart = svg("svg", {
       class: "bars",
       viewBox: `0 0 ${width} ${rowHeight * config.emotions.length}`,
       role: "img",
-      "aria-label": "share of faces per emotion",
+      "aria-label": "share of faces per emotion, with 95 % intervals",
     });
     config.emotions.forEach((emotion, index) => {
-      const { count, share } = summary.emotions[emotion];
-      const y = index * rowHeight;
-      const length = scale > 0 ? (share / scale) * barSpace : 0;
-      const middle = y + rowHeight / 2 + 4;
-      chart.append(
-        svg(
-          "g",
-          { class: "bar", "data-emotion": emotion, "data-count": count, "data-share": share },
-          svg("title", {}, `${emotion}: ${number(count)} faces, ${percent(share)}`),
-          svg("text", { class: "name", x: labelWidth - 6, y: middle, "text-anchor": "end" }, emotion),
-          svg("rect", { x: labelWidth, y: y + 4, width: Math.max(length, count ? 1 : 0), height: rowHeight - 8, fill: COLORS[emotion], rx: 2 }),
-          svg("text", { class: "value", x: labelWidth + length + 5, y: middle }, `${percent(share)} · ${number(count)}`),
-        ),
+      const { count, share, interval, corrected } = summary.emotions[emotion];
+      const y = index * rowHeight + 3;
+      const middle = y + barHeight / 2;
+      const text = `${shareText(share, interval, summary.reliable)} · ${number(count)}`;
+      const title = [`${emotion}: ${number(count)} faces, ${text} (classifier's share, 95 % interval)`];
+      const bar = svg(
+        "g",
+        {
+          class: "bar",
+          "data-emotion": emotion,
+          "data-count": count,
+          "data-share": share,
+          "data-low": interval[0],
+          "data-high": interval[1],
+          "data-corrected": corrected ? corrected.share : null,
+        },
+        svg("text", { class: "name", x: labelWidth - 6, y: middle + 4, "text-anchor": "end" }, emotion),
+        svg("rect", { x: labelWidth, y, width: Math.max(at(share) - labelWidth, count ? 1 : 0), height: barHeight, fill: COLORS[emotion], rx: 2 }),
+        svg("line", { class: "interval", x1: at(interval[0]), x2: at(interval[1]), y1: middle, y2: middle }),
+        svg("text", { class: "value", x: Math.max(at(share), at(interval[1])) + 5, y: middle + 4 }, text),
       );
+      if (corrected) {
+        const cx = at(corrected.share);
+        const cy = y + barHeight + (compact ? 6 : 8);
+        const estimate = shareText(corrected.share, corrected.interval, summary.reliable);
+        bar.append(
+          svg("line", { class: "corrected-interval", x1: at(corrected.interval[0]), x2: at(corrected.interval[1]), y1: cy, y2: cy }),
+          svg("path", { class: "corrected", d: `M${cx} ${cy - 3.5}L${cx + 3.5} ${cy}L${cx} ${cy + 3.5}L${cx - 3.5} ${cy}Z` }),
+          compact ? null : svg("text", { class: "corrected-value", x: Math.max(cx, at(corrected.interval[1])) + 7, y: cy + 4 }, `≈ ${estimate} corrected`),
+        );
+        title.push(`corrected for the classifier's errors: ${estimate}`);
+      }
+      bar.append(svg("title", {}, title.join("\n")));
+      chart.append(bar);
     });
     return chart;
   }
@@ -120,13 +195,36 @@
     return Math.max(0, ...summaries.flatMap((summary) => config.emotions.map((name) => summary.emotions[name].share)));
   }
 
+  /** What the marks mean, and whether the numbers are to be trusted yet. */
+  function barsLegend(summary, statistics) {
+    const items = [
+      el("span", {}, el("i", { class: "key-bar" }), "classifier's share"),
+      el("span", {}, el("i", { class: "key-interval" }), "95 % interval (images as clusters)"),
+    ];
+    if (statistics.corrected) {
+      items.push(el("span", {}, el("i", { class: "key-corrected" }), `≈ corrected for the classifier's errors (${statistics.corrected.matrix} matrix)`));
+    }
+    const parts = [el("div", { class: "legend" }, items)];
+    if (!summary.reliable) parts.unshift(unreliableNote(summary, statistics));
+    return parts;
+  }
+
+  function unreliableNote(summary, statistics) {
+    return el(
+      "p",
+      { class: "unreliable" },
+      `Not reliable yet: ${plural(summary.images_with_faces, "image")} with faces, under the ${statistics.min_images} a share needs. `,
+      "The intervals show how little these faces pin the shares down.",
+    );
+  }
+
   function drawEmotions(stats) {
     const holder = document.getElementById("emotion-chart");
     if (!stats.faces) {
       holder.replaceChildren(el("p", { class: "empty" }, emptyText("No faces found yet.")));
       return;
     }
-    holder.replaceChildren(emotionBars(stats, largestShare(stats)));
+    holder.replaceChildren(emotionBars(stats, largestShare(stats)), ...barsLegend(stats, stats.statistics));
   }
 
   function drawPlatforms(stats) {
@@ -134,10 +232,12 @@
     const panels = config.platforms.map((platform) => {
       const summary = stats.by_platform[platform];
       const caption = summary ? `${plural(summary.faces, "face")} in ${plural(summary.images, "image")}` : "no analysed images";
+      const unreliable = summary && summary.faces && !summary.reliable;
       return el(
         "div",
-        { class: "platform", "data-platform": platform, "data-faces": summary ? summary.faces : 0 },
+        { class: "platform", "data-platform": platform, "data-faces": summary ? summary.faces : 0, "data-reliable": summary ? summary.reliable : null },
         el("h3", {}, platform, " ", el("small", {}, caption)),
+        unreliable ? el("p", { class: "unreliable" }, "not reliable yet: intervals shown") : null,
         summary && summary.faces ? emotionBars(summary, scale, { compact: true }) : el("p", { class: "empty" }, "no faces"),
       );
     });
@@ -218,6 +318,118 @@
       config.emotions.map((name) => el("span", {}, el("i", { style: `background: ${COLORS[name]}` }), name)),
     );
     holder.replaceChildren(timelineChart(timeline), legend);
+  }
+
+  // --- compare ------------------------------------------------------------------------------
+
+  function sideCaption(side, summary) {
+    const own = Object.entries(summary.filters).filter(([, value]) => value !== null);
+    const described = own.length ? own.map(([key, value]) => `${key} ${key === "since" || key === "until" ? utc(value, false) : value}`).join(", ") : "all faces";
+    return el(
+      "div",
+      { class: "side", "data-side": side, "data-faces": summary.faces, "data-reliable": summary.reliable },
+      el("b", {}, side.toUpperCase()),
+      ` ${described}: ${plural(summary.faces, "face")} in ${plural(summary.images_with_faces, "image")}`,
+      summary.reliable ? null : el("span", { class: "unreliable" }, " · not reliable yet"),
+    );
+  }
+
+  function pointsText(difference) {
+    const points = (value) => `${value >= 0 ? "+" : "−"}${Math.abs(value * 100).toFixed(1)}`;
+    return `${points(difference.difference)} [${points(difference.interval[0])}, ${points(difference.interval[1])}] pts`;
+  }
+
+  /** Per emotion: A's and B's shares, and a - b drawn on a common axis around zero, raw and corrected. */
+  function compareChart(body) {
+    const [width, rowHeight, top] = [820, 34, 22];
+    const columns = { name: 66, a: 190, b: 310, plotLeft: 335, plotRight: 545 };
+    const extent = Math.max(
+      0.05,
+      ...config.emotions.flatMap((name) => {
+        const { raw, corrected } = body.differences[name];
+        return [raw, corrected].filter(Boolean).flatMap((d) => d.interval.map(Math.abs));
+      }),
+    );
+    const x = (value) => columns.plotLeft + ((value + extent) / (2 * extent)) * (columns.plotRight - columns.plotLeft);
+    const height = top + rowHeight * config.emotions.length + 6;
+    const chart = svg("svg", { class: "compare", viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": "difference of shares between A and B, with 95 % intervals" });
+    chart.append(
+      svg("text", { class: "axis", x: columns.a, y: 12, "text-anchor": "end" }, "A share"),
+      svg("text", { class: "axis", x: columns.b, y: 12, "text-anchor": "end" }, "B share"),
+      svg("text", { class: "axis", x: x(0), y: 12, "text-anchor": "middle" }, "A − B"),
+      svg("text", { class: "axis", x: columns.plotLeft, y: 12 }, `−${(extent * 100).toFixed(0)}`),
+      svg("text", { class: "axis", x: columns.plotRight, y: 12, "text-anchor": "end" }, `+${(extent * 100).toFixed(0)} pts`),
+      svg("line", { class: "zero", x1: x(0), x2: x(0), y1: top - 4, y2: height - 4 }),
+    );
+    config.emotions.forEach((emotion, index) => {
+      const { raw, corrected } = body.differences[emotion];
+      const a = body.a.emotions[emotion];
+      const b = body.b.emotions[emotion];
+      const y = top + index * rowHeight;
+      const middle = y + rowHeight / 2;
+      const row = svg(
+        "g",
+        {
+          class: "difference",
+          "data-emotion": emotion,
+          "data-raw": raw.difference,
+          "data-raw-low": raw.interval[0],
+          "data-raw-high": raw.interval[1],
+          "data-significant": raw.significant,
+          "data-corrected": corrected ? corrected.difference : null,
+          "data-corrected-significant": corrected ? corrected.significant : null,
+        },
+        svg("text", { class: "name", x: columns.name - 6, y: middle + 4, "text-anchor": "end" }, emotion),
+        svg("text", { class: "value", x: columns.a, y: middle + 4, "text-anchor": "end" }, shareText(a.share, a.interval, body.a.reliable)),
+        svg("text", { class: "value", x: columns.b, y: middle + 4, "text-anchor": "end" }, shareText(b.share, b.interval, body.b.reliable)),
+        svg("line", { class: "interval", x1: x(raw.interval[0]), x2: x(raw.interval[1]), y1: middle - 4, y2: middle - 4, stroke: COLORS[emotion] }),
+        svg("circle", { class: raw.significant ? "raw significant" : "raw", cx: x(raw.difference), cy: middle - 4, r: 4, stroke: COLORS[emotion], fill: raw.significant ? COLORS[emotion] : "#fff" }),
+      );
+      const texts = [`raw ${pointsText(raw)}${raw.significant ? " ≠" : ""}`];
+      if (corrected) {
+        const cy = middle + 6;
+        const cx = x(corrected.difference);
+        row.append(
+          svg("line", { class: "corrected-interval", x1: x(corrected.interval[0]), x2: x(corrected.interval[1]), y1: cy, y2: cy }),
+          svg("path", { class: corrected.significant ? "corrected significant" : "corrected open", d: `M${cx} ${cy - 4}L${cx + 4} ${cy}L${cx} ${cy + 4}L${cx - 4} ${cy}Z` }),
+        );
+        texts.push(`≈ ${pointsText(corrected)}${corrected.significant ? " ≠" : ""}`);
+      }
+      row.append(
+        svg("text", { class: "value", x: columns.plotRight + 10, y: middle - 1 }, texts[0]),
+        texts[1] ? svg("text", { class: "corrected-value", x: columns.plotRight + 10, y: middle + 11 }, texts[1]) : null,
+        svg("title", {}, `${emotion}: A − B ${texts.join("; ")}; Holm-adjusted p ${raw.p_holm.toFixed(3)}${corrected ? ` (corrected ${corrected.p_holm.toFixed(3)})` : ""}`),
+      );
+      chart.append(row);
+    });
+    return chart;
+  }
+
+  function drawCompare(body) {
+    const holder = document.getElementById("compare-chart");
+    if (!body) {
+      holder.replaceChildren(el("p", { class: "empty" }, "Choose what A and B are (a platform, a batch or dates for each) to compare their shares."));
+      return;
+    }
+    const parts = [el("div", { class: "sides" }, sideCaption("a", body.a), sideCaption("b", body.b))];
+    if (!body.a.faces || !body.b.faces) {
+      parts.push(el("p", { class: "empty" }, `${!body.a.faces ? "A" : "B"} has no faces: nothing to compare.`));
+    } else {
+      if (!body.reliable) {
+        parts.push(el("p", { class: "unreliable" }, `Not reliable yet: a set has fewer than ${body.statistics.min_images} images with faces. Read the intervals.`));
+      }
+      parts.push(
+        compareChart(body),
+        el(
+          "div",
+          { class: "legend" },
+          el("span", {}, el("i", { class: "key-dot" }), "raw difference, 95 % interval"),
+          body.statistics.corrected ? el("span", {}, el("i", { class: "key-corrected" }), `≈ corrected (${body.statistics.corrected.matrix})`) : null,
+          el("span", {}, "filled, ≠: distinguishable from zero after Holm's correction for the seven emotions"),
+        ),
+      );
+    }
+    holder.replaceChildren(...parts);
   }
 
   // --- batches ------------------------------------------------------------------------------
@@ -352,6 +564,15 @@
       node.textContent = number(value);
       node.classList.toggle("zero", value === 0);
     }
+    const flagged = [
+      stats.low_resolution ? `${number(stats.low_resolution)} low resolution` : null,
+      stats.uncertain ? `${number(stats.uncertain)} uncertain` : null,
+    ].filter(Boolean);
+    const note = document.getElementById("faces-note");
+    note.replaceChildren(
+      ...(flagged.length ? [el("span", { class: "flagged" }, `of which ${flagged.join(", ")}`)] : []),
+      ...(stats.faces_left_out ? [el("span", { class: "left-out", "data-left-out": stats.faces_left_out }, `${plural(stats.faces_left_out, "face")} left out by the face filters`)] : []),
+    );
   }
 
   function filtered() {
@@ -405,12 +626,14 @@
     const search = query();
     let active = false;
     try {
-      const [stats, queue, timeline, batches, images] = await Promise.all([
+      const comparing = Object.keys(compareSets).length > 0;
+      const [stats, queue, timeline, batches, images, comparison] = await Promise.all([
         api(`/api/v1/stats?${search}`),
         api(`/api/v1/queue?${search}`),
         api(`/api/v1/timeline?${search}`),
         api(`/api/v1/batches?${query({ limit: BATCHES_SHOWN })}`),
         api(`/api/v1/images?${query({ status: "done", limit: RECENT_IMAGES })}`),
+        comparing ? api(`/api/v1/compare?${query(compareSets)}`) : null,
       ]);
       if (mine !== sequence) return;
       draw("headline", [stats, queue.images], () => drawHeadline(stats, queue));
@@ -419,13 +642,14 @@
       draw("timeline", [timeline, search], () => drawTimeline(timeline));
       draw("batches", [batches, search], () => drawBatches(batches));
       draw("images", [images, search], () => drawImages(images));
+      draw("compare", [comparison, search], () => drawCompare(comparison));
       drawNotices(stats, queue, batches);
       notice("api-notice", "error", null);
       const busy = batches.items.some((batch) => batch.status !== "done") || ["working", "waiting"].includes(queue.worker.state);
       active = busy || wasActive;
       wasActive = busy;
       refreshes += 1;
-      Object.assign(document.body.dataset, { state: "ready", query: search, refreshes });
+      Object.assign(document.body.dataset, { state: "ready", query: search, compare: query(compareSets), refreshes });
     } catch (error) {
       if (mine !== sequence) return;
       if (error.status === 401) {
@@ -550,6 +774,12 @@
       setFilters({ ...filters, batch_id: link.dataset.batchId });
     }
   });
+  document.getElementById("compare-form").addEventListener("change", compareChanged);
+  document.getElementById("compare-form").addEventListener("submit", (event) => event.preventDefault());
+  document.getElementById("clear-compare").addEventListener("click", (event) => {
+    event.preventDefault();
+    setCompare({});
+  });
   document.getElementById("url-form").addEventListener("submit", submitUrls);
   document.getElementById("upload-form").addEventListener("submit", uploadPhotos);
   SF.canWrite().then((allowed) => {
@@ -559,6 +789,7 @@
   });
   window.addEventListener("popstate", () => {
     filters = readFilters();
+    compareSets = readCompare();
     syncControls();
     refresh();
   });

@@ -1,0 +1,323 @@
+"""Shares corrected for the classifier's errors, with intervals that carry both sources of error.
+
+If a face whose true expression is t is classified p with probability M[t, p] (the rows of a
+confusion matrix measured on labelled faces, normalised), the expected classified shares are
+q = M^T pi for the true shares pi. Given the raw shares q_hat, the corrected shares are
+
+    pi_hat = argmin ||M^T pi - q_hat||^2  over pi >= 0, sum(pi) = 1
+
+(adjusted classify-and-count as a constrained least-squares problem, solved exactly by an
+active-set method; when M^T pi = q_hat has a solution inside the simplex, it is that solution).
+
+The interval propagates two errors at once, by simulation: the sampling error of q_hat
+(Dirichlet at the effective sample size, each emotion's spread matched to its cluster-robust
+variance from `analysis.clustered`) and the error of the matrix itself (each row drawn from its
+Dirichlet posterior: the counts plus a weak prior).
+Each of `replicates` draws solves the problem again; the 2.5th and 97.5th percentiles are
+the interval. Matrix draws and sampling draws are fixed by a seed, so the same data always
+give the same interval, and the matrices' Gram products are computed once per process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from analysis.clustered import LEVEL, RawShares
+
+REPLICATES = 400  # draws per interval: the 2.5th percentile is then the 10th smallest
+SEED = 20261201
+PRIOR_FACES = 10.0  # the prior weighs as this many faces per row (a row without faces is the prior)
+PRIOR_SMOOTHING = 0.5  # added to every cell of the prior's counts (Jeffreys): no error is impossible
+RIDGE = 1e-10  # keeps the active-set systems solvable when two matrix rows are (nearly) alike
+TOLERANCE = 1e-10
+JEFFREYS = 0.5  # the prior count per emotion of the sampling draws
+MAX_ACTIVE_SET_STEPS = 40  # per way of solving: rank-one updates, then fresh solves for what is left
+START_SUPPORTS_KEPT = 32  # per matrix: the restricted inverses of this many estimate supports
+
+
+@dataclass(frozen=True, eq=False)
+class Confusion:
+    """A confusion matrix (rows true, columns predicted, counts) and what it says with its uncertainty.
+
+    `prior_counts`: a matrix whose row shapes are the prior for rows with few or no faces (the
+    FER2013 one for the real-photo matrix: the model's own confusions on other faces; a row
+    without faces, like fear in the real-photo calibration fold, is that prior alone).
+    Faces are taken as independent: see docs/statistics.md for what clustering by person does.
+    """
+
+    name: str
+    counts: np.ndarray
+    prior_counts: np.ndarray | None = None
+    prior_faces: float = PRIOR_FACES
+    replicates: int = REPLICATES
+    seed: int = SEED
+
+    @cached_property
+    def concentration(self) -> np.ndarray:
+        """Dirichlet parameters per row: the counts plus the prior's pseudo-faces."""
+        counts = np.asarray(self.counts, dtype=float)
+        shape = np.ones_like(counts) if self.prior_counts is None else np.asarray(self.prior_counts, dtype=float)
+        shape = shape + PRIOR_SMOOTHING
+        shape /= shape.sum(axis=1, keepdims=True)
+        return counts + self.prior_faces * shape
+
+    @cached_property
+    def mean(self) -> np.ndarray:
+        """The posterior mean matrix (rows sum to 1): what the point estimate corrects with."""
+        return self.concentration / self.concentration.sum(axis=1, keepdims=True)
+
+    @cached_property
+    def draws(self) -> np.ndarray:
+        """(replicates, K, K) matrices drawn row by row from the posterior, fixed by the seed."""
+        rng = np.random.default_rng([self.seed, 1])
+        gammas = rng.standard_gamma(np.broadcast_to(self.concentration, (self.replicates, *self.counts.shape)))
+        return gammas / gammas.sum(axis=2, keepdims=True)
+
+    @cached_property
+    def draw_grams(self) -> np.ndarray:
+        """M_b M_b^T for every draw: the least-squares systems' matrices, computed once."""
+        return self.draws @ self.draws.transpose(0, 2, 1)
+
+    @cached_property
+    def draw_inverses(self) -> np.ndarray:
+        """Their inverses, where every problem's active-set method starts from."""
+        return full_inverse(self.draw_grams)
+
+    @cached_property
+    def _start_inverses(self) -> dict[bytes, np.ndarray]:
+        return {}
+
+    def start_inverses(self, free: np.ndarray) -> np.ndarray:
+        """The draws' inverses on the variables `free` (one pattern for all): a corrected set's replicates
+        start from its estimate's support, and a few supports recur, so they are kept (a bounded few)."""
+        key = np.asarray(free, dtype=bool).tobytes()
+        cache = self._start_inverses
+        if key not in cache:
+            if len(cache) >= START_SUPPORTS_KEPT:
+                cache.pop(next(iter(cache)))
+            pattern = np.broadcast_to(np.asarray(free, dtype=bool), (self.replicates, len(free)))
+            cache[key] = restricted_inverse(self.draw_inverses.copy(), pattern)
+        return cache[key]
+
+    def sampled_shares(self, raw: RawShares, stream: int) -> np.ndarray:
+        """(replicates, K) raw shares as the sampling error could have drawn them, fixed by `stream`.
+
+        Dirichlet(effective faces x shares + 1/2): the posterior of the shares under Jeffreys'
+        prior at the set's effective sample size, so an emotion seen 0 times in 8 faces still
+        varies (a normal draw would pin it at 0). The effective size is one number for all
+        emotions, so each emotion's deviations are then stretched to its own cluster-robust
+        variance where that is larger (an emotion that clusters more than the others).
+        """
+        rng = np.random.default_rng([self.seed, 2, stream])
+        alpha = raw.effective_faces * raw.share + JEFFREYS
+        gammas = rng.standard_gamma(alpha, size=(self.replicates, len(alpha)))
+        draws = gammas / gammas.sum(axis=1, keepdims=True)
+        total = alpha.sum()
+        mean, variance = alpha / total, alpha * (total - alpha) / (total**2 * (total + 1))
+        clustered = np.diag(raw.covariance)
+        stretch = np.sqrt(np.where(clustered > variance, clustered / variance, 1.0))
+        return mean + (draws - mean) * stretch
+
+
+def equality_solution(gram: np.ndarray, linear: np.ndarray, free: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """min 1/2 x'Gx - c'x with sum(x) = 1 and x = 0 off `free`, for a batch, by a fresh solve: (x, multiplier).
+
+    The reference `simplex_least_squares` is checked against (tests); it keeps inverses instead.
+    """
+    emotions = gram.shape[-1]
+    diagonal = np.arange(emotions)
+    system = gram * (free[:, :, None] & free[:, None, :])  # fixed variables' rows and columns cleared...
+    system[:, diagonal, diagonal] += np.where(free, RIDGE, 1.0)  # ...and set to x_t = 0
+    ones = free.astype(float)
+    solution = np.linalg.solve(system, np.stack([linear * ones, ones], axis=-1))
+    particular, homogeneous = solution[..., 0], solution[..., 1]
+    multiplier = ((particular * ones).sum(axis=1) - 1) / (homogeneous * ones).sum(axis=1)
+    return (particular - multiplier[:, None] * homogeneous) * ones, multiplier
+
+
+def full_inverse(gram: np.ndarray) -> np.ndarray:
+    """(G + ridge)^-1 for a batch of Gram matrices: the free-everything start of `simplex_least_squares`."""
+    return np.linalg.inv(gram + RIDGE * np.eye(gram.shape[-1]))
+
+
+def restricted_inverse(inverse: np.ndarray, free: np.ndarray) -> np.ndarray:
+    """Full inverses (changed in place) turned into inverses on the `free` variables only."""
+    for index in range(inverse.shape[-1]):
+        rows = np.flatnonzero(~free[:, index])
+        if len(rows):
+            fix(inverse, rows, index)
+    return inverse
+
+
+def equality_from_inverse(inverse: np.ndarray, linear: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """x = H (c - m 1) with m such that sum(x) = 1, H the inverse on the free variables (zero elsewhere)."""
+    particular = np.einsum("bts,bs->bt", inverse, linear)
+    homogeneous = inverse.sum(axis=2)
+    multiplier = (particular.sum(axis=1) - 1) / homogeneous.sum(axis=1)
+    return particular - multiplier[:, None] * homogeneous, multiplier
+
+
+def fix(inverse: np.ndarray, rows: np.ndarray, index: int | np.ndarray) -> None:
+    """Fix variable `index` (one per row) at zero in the inverses of `rows`, in place: the rank-one downdate
+    H - h h^T / h_t, h being H's column t (the inverse of G without that row and column)."""
+    column = inverse[rows, :, index]
+    pivot = column[np.arange(len(rows)), index]
+    updated = inverse[rows] - column[:, :, None] * column[:, None, :] / np.maximum(pivot, 1e-300)[:, None, None]
+    updated[np.arange(len(rows)), index, :] = 0.0
+    updated[np.arange(len(rows)), :, index] = 0.0
+    inverse[rows] = updated
+
+
+def release(inverse: np.ndarray, gram: np.ndarray, free: np.ndarray, rows: np.ndarray, index: np.ndarray) -> None:
+    """Free variable `index` (one per row) in the inverses of `rows`, in place: the bordered inverse,
+    with u = H g (g = G's column t on the free variables) and s = G_tt - g^T u."""
+    count = np.arange(len(rows))
+    border = gram[rows, :, index] * free[rows]
+    u = np.einsum("bts,bs->bt", inverse[rows], border)
+    schur = gram[rows, index, index] + RIDGE - (border * u).sum(axis=1)
+    updated = inverse[rows] + u[:, :, None] * u[:, None, :] / schur[:, None, None]
+    updated[count, index, :] = -u / schur[:, None]
+    updated[count, :, index] = -u / schur[:, None]
+    updated[count, index, index] = 1.0 / schur
+    inverse[rows] = updated
+
+
+def simplex_least_squares(
+    gram: np.ndarray, linear: np.ndarray, start: np.ndarray | None = None, inverse: np.ndarray | None = None
+) -> np.ndarray:
+    """Solve min ||M^T x - q||^2 over the simplex for a batch, given G = M M^T and c = M q.
+
+    The primal active-set method (Nocedal & Wright, algorithm 16.3), vectorised: from a
+    feasible point, each step solves the equality problem on the free variables and moves
+    towards its solution, stopping at the first variable that would turn negative (which is
+    then fixed at zero); at the equality solution, the fixed variable with the most negative
+    multiplier is freed, and a problem whose multipliers are all >= 0 is solved and retired.
+    The inverse of G on the free variables is kept and changed by rank-one updates as
+    variables are fixed and freed, so a step costs a few matrix-vector products, not a solve;
+    the rare problem those updates do not settle (a nearly singular G) is finished with fresh
+    solves. `start`: (problems, K) feasible points to begin from; zeros in them start fixed (a
+    nearby solution settles in a step or two). Default: the simplex's centre. `inverse`: the
+    inverse of G on the start's free variables (zeros elsewhere), when the caller has it.
+    """
+    problems, emotions = linear.shape
+    x = np.full((problems, emotions), 1.0 / emotions) if start is None else np.array(start, dtype=float)
+    free = x > 0
+    inverses = inverse if inverse is not None else restricted_inverse(full_inverse(gram), free)
+
+    def updated(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return equality_from_inverse(inverses[rows], linear[rows])
+
+    def fixed(rows: np.ndarray, index: np.ndarray) -> None:
+        fix(inverses, rows, index)
+
+    def released(rows: np.ndarray, index: np.ndarray) -> None:
+        release(inverses, gram, free, rows, index)
+
+    def fresh(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return equality_solution(gram[rows], linear[rows], free[rows])
+
+    unsettled = active_set_steps(gram, linear, x, free, np.arange(problems), updated, fixed, released)
+    if len(unsettled):
+        unsettled = active_set_steps(gram, linear, x, free, unsettled, fresh, None, None)
+    if len(unsettled):
+        raise RuntimeError(f"active-set method did not settle {len(unsettled)} of {problems} problems")
+    clipped = np.clip(x, 0.0, None)
+    return clipped / clipped.sum(axis=1, keepdims=True)
+
+
+Solve = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+Change = Callable[[np.ndarray, np.ndarray], None] | None
+
+
+def active_set_steps(
+    gram: np.ndarray,
+    linear: np.ndarray,
+    x: np.ndarray,
+    free: np.ndarray,
+    open_: np.ndarray,
+    solve: Solve,
+    on_fix: Change,
+    on_release: Change,
+) -> np.ndarray:
+    """Steps of `simplex_least_squares` on the problems `open_` (x and free change in place); the unsettled rest."""
+    for _ in range(MAX_ACTIVE_SET_STEPS):
+        current, frees = x[open_], free[open_]
+        target, multiplier = solve(open_)
+        target *= frees
+        step = target - current
+        # Blocking: the free variable that reaches zero first along the step to the target.
+        shrinking = frees & (step < -TOLERANCE)
+        ratios = np.where(shrinking, current / np.where(shrinking, -step, 1.0), np.inf)
+        blocking = ratios.argmin(axis=1)
+        blocked = ratios.min(axis=1) < 1.0
+        length = np.where(blocked, ratios.min(axis=1), 1.0)
+        x[open_] = current + length[:, None] * step
+        rows = open_[blocked]
+        x[rows, blocking[blocked]] = 0.0
+        free[rows, blocking[blocked]] = False
+        if len(rows) and on_fix is not None:
+            on_fix(rows, blocking[blocked])
+        # At the target: free the fixed variable whose multiplier is most negative, or stop.
+        gradient = np.einsum("bts,bs->bt", gram[open_], target) - linear[open_] + multiplier[:, None]
+        lowest_fixed = np.where(frees, np.inf, gradient)
+        releasing = ~blocked & (lowest_fixed.min(axis=1) < -TOLERANCE)
+        rows, chosen = open_[releasing], lowest_fixed.argmin(axis=1)[releasing]
+        if len(rows) and on_release is not None:
+            on_release(rows, chosen)
+        free[rows, chosen] = True
+        open_ = open_[blocked | releasing]
+        if not len(open_):
+            break
+    return open_
+
+
+def correct(matrix: np.ndarray, shares: np.ndarray) -> np.ndarray:
+    """The corrected shares for one matrix (rows true, summing to 1) and raw shares: (K,), or (sets, K) at once."""
+    batch = np.atleast_2d(shares)
+    grams = np.broadcast_to(matrix @ matrix.T, (len(batch), *matrix.shape))
+    solved = simplex_least_squares(grams, batch @ matrix.T)
+    return solved[0] if np.ndim(shares) == 1 else solved
+
+
+@dataclass(frozen=True)
+class CorrectedShares:
+    """Estimated true shares with their intervals, and the replicates the intervals come from."""
+
+    share: np.ndarray  # (K,)
+    low: np.ndarray
+    high: np.ndarray
+    replicates: np.ndarray  # (replicates, K), the same matrix draw in row b for every set corrected
+
+
+def corrected_shares(
+    raws: Sequence[RawShares], confusion: Confusion, streams: Sequence[int] | None = None, level: float = LEVEL
+) -> list[CorrectedShares | None]:
+    """Corrected shares of several sets of faces at once (one vectorised solve); None for a set without faces.
+
+    `streams[i]` (a non-negative integer): the random stream set i's sampling error is drawn
+    with; sets that will be compared must use different streams so their sampling errors are
+    independent. Default: one per set.
+    """
+    streams = list(range(len(raws))) if streams is None else list(streams)
+    present = [index for index, raw in enumerate(raws) if raw.share.sum() > 0]
+    results: list[CorrectedShares | None] = [None] * len(raws)
+    if not present:
+        return results
+    points = correct(confusion.mean, np.array([raws[index].share for index in present]))
+    draws, replicates = confusion.draws, confusion.replicates
+    linear = np.concatenate(
+        [np.einsum("btp,bp->bt", draws, confusion.sampled_shares(raws[index], streams[index])) for index in present]
+    )
+    start = np.concatenate([np.broadcast_to(point, (replicates, len(point))) for point in points])
+    inverses = np.concatenate([confusion.start_inverses(point > 0) for point in points])
+    solved = simplex_least_squares(np.tile(confusion.draw_grams, (len(present), 1, 1)), linear, start, inverses)
+    tail = (1 - level) / 2 * 100
+    for position, index in enumerate(present):
+        block = solved[position * replicates : (position + 1) * replicates]
+        low, high = np.percentile(block, [tail, 100 - tail], axis=0)
+        results[index] = CorrectedShares(points[position], low, high, block)
+    return results

@@ -1,0 +1,179 @@
+"""Do the 95 % intervals hold 95 % of the time, and does the correction bring shares closer to the truth?
+
+1. Simulation (analysis/simulation.py): for each confusion matrix of the model card and each
+   population, 1,000 draws of a world with known true shares and clustered faces (images of
+   1 + NegBin(mean 1.5) faces, each image's mix ~ Dirichlet(3 x shares)), a calibration set
+   re-measured with the matrix's row sizes, every face classified through the matrix. Checks:
+   raw intervals hold the classified truth M^T pi, corrected ones the true shares pi, in 93-97 %
+   of draws; the corrected estimate's mean error is under one point. Also run with the
+   calibration matrix's counts times ten, to show what a larger calibration fold would buy.
+2. Real labels: the shared set's held-out identities (models/wild.py fold 0), classified by the
+   shipped EmotionClassifier, treated as one analysed set (each person a cluster: a person's
+   photos share their errors); raw and corrected shares against the true labels (total
+   variation distance), and whether the true shares fall inside the corrected intervals.
+3. Transfer: how wrong a correction is when its matrix does not carry over: the held-out
+   photos corrected with FER2013 PublicTest's matrix, and FER2013 PrivateTest corrected with
+   the real-photo calibration matrix (and, for reference, with the matching matrix).
+
+    python bench/statistics_coverage.py              # everything, 1,000 draws (a few minutes)
+    python bench/statistics_coverage.py --quick      # 200 draws
+    python bench/statistics_coverage.py --no-real    # simulation only (no TensorFlow)
+
+Exits 1 if a check fails. Nothing is chosen here: the held-out fold and PrivateTest are only scored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import numpy as np
+
+from analysis.card import matrices
+from analysis.clustered import ClusterSums, raw_shares
+from analysis.correction import Confusion, corrected_shares
+from analysis.simulation import Scenario, coverage
+from core.vocabulary import EMOTIONS
+
+COVERAGE_BAND = (0.93, 0.97)
+MAX_BIAS = 0.01
+SOCIAL = np.array([0.08, 0.015, 0.06, 0.36, 0.11, 0.095, 0.28])  # bench/generate_faces.py's emotion mix
+
+
+def news_mix(calibration: np.ndarray) -> np.ndarray:
+    """The calibration fold's true shares (news photos, mostly neutral and happy), no class under 0.5 %."""
+    shares = np.maximum(calibration.sum(axis=1) / calibration.sum(), 0.005)
+    return shares / shares.sum()
+
+
+def row(label: str, values: np.ndarray, digits: int = 3) -> str:
+    return f"  {label:<22}" + "".join(f"{value:>9.{digits}f}" for value in values)
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def simulate(card: dict[str, np.ndarray], draws: int) -> bool:
+    prior = card.get("fer2013_publictest")
+    passed = True
+    matrices_ = {
+        "wild_calibration": card["wild_calibration"],
+        "fer2013_publictest": card["fer2013_publictest"],
+        # What a larger calibration fold would give: the same proportions, ten times the faces (fear: still none).
+        "wild_calibration x10": card["wild_calibration"] * 10,
+    }
+    for matrix_name, counts in matrices_.items():
+        for scenario in (
+            Scenario("social mix, 400 images", SOCIAL / SOCIAL.sum(), 400, 1.5, 3.0),
+            Scenario("news mix, 400 images", news_mix(card["wild_calibration"]), 400, 1.5, 3.0),
+            Scenario("social mix, 40 images", SOCIAL / SOCIAL.sum(), 40, 1.5, 3.0),
+        ):
+            started = time.perf_counter()
+            result = coverage(scenario, counts, prior, draws)
+            raw_ok = bool(np.all((result.raw_covered >= COVERAGE_BAND[0]) & (result.raw_covered <= COVERAGE_BAND[1])))
+            corrected_ok = bool(
+                np.all((result.corrected_covered >= COVERAGE_BAND[0]) & (result.corrected_covered <= COVERAGE_BAND[1]))
+            )
+            bias_ok = bool(np.all(np.abs(result.corrected_bias) < MAX_BIAS))
+            print(
+                f"\n{matrix_name} ({int(counts.sum()):,} faces), {scenario.name}: {draws} draws, "
+                f"{time.perf_counter() - started:.0f} s"
+            )
+            print(f"  {'':<22}" + "".join(f"{name:>9}" for name in EMOTIONS))
+            print(row("true share", scenario.true_shares))
+            print(row("raw coverage", result.raw_covered) + f"   {verdict(raw_ok)} (93-97 %)")
+            print(row("corrected coverage", result.corrected_covered) + f"   {verdict(corrected_ok)} (93-97 %)")
+            print(row("raw bias, points", result.raw_bias * 100, 2))
+            print(row("corrected bias, points", result.corrected_bias * 100, 2) + f"   {verdict(bias_ok)} (< 1)")
+            print(row("raw width", result.raw_width))
+            print(row("corrected width", result.corrected_width))
+            passed &= raw_ok and corrected_ok and bias_ok
+    return passed
+
+
+def set_sums(predicted: np.ndarray, clusters: np.ndarray) -> ClusterSums:
+    """The predictions of a labelled set as an analysed set whose images are `clusters`."""
+    _, cluster = np.unique(clusters, return_inverse=True)
+    per_cluster = np.zeros((cluster.max() + 1, len(EMOTIONS)))
+    np.add.at(per_cluster, (cluster, predicted), 1)
+    return ClusterSums.from_image_counts(per_cluster)
+
+
+def total_variation(a: np.ndarray, b: np.ndarray) -> float:
+    return 0.5 * float(np.abs(a - b).sum())
+
+
+def score(title: str, labels: np.ndarray, predicted: np.ndarray, clusters: np.ndarray, confusion: Confusion) -> dict:
+    truth = np.bincount(labels, minlength=len(EMOTIONS)) / len(labels)
+    raw = raw_shares(set_sums(predicted, clusters))
+    corrected = corrected_shares([raw], confusion)[0]
+    assert corrected is not None
+    inside = (corrected.low <= truth) & (truth <= corrected.high)
+    print(f"\n{title}: {len(labels):,} faces, corrected with {confusion.name}")
+    print(f"  {'':<22}" + "".join(f"{name:>9}" for name in EMOTIONS))
+    print(row("true share", truth))
+    print(row("raw share", raw.share))
+    print(row("corrected share", corrected.share))
+    print(row("corrected low", corrected.low))
+    print(row("corrected high", corrected.high))
+    print(f"  {'truth inside':<22}" + "".join(f"{'yes' if flag else 'NO':>9}" for flag in inside))
+    tv_raw, tv_corrected = total_variation(raw.share, truth), total_variation(corrected.share, truth)
+    print(f"  total variation to the truth: raw {tv_raw:.3f}, corrected {tv_corrected:.3f}")
+    return {"tv_raw": tv_raw, "tv_corrected": tv_corrected, "inside": bool(inside.all())}
+
+
+def real_labels(card: dict[str, np.ndarray]) -> bool:
+    from models.classifier import EmotionClassifier
+    from models.data import default_data_path, load_split
+    from models.wild import load_wild
+
+    classifier = EmotionClassifier()
+    heldout = load_wild().heldout()
+    predicted = classifier.predict(heldout.images).argmax(axis=1)
+    labels = heldout.labels.astype(int)
+    prior = card.get("fer2013_publictest")
+    wild = Confusion("wild_calibration", card["wild_calibration"], prior)
+    fer = Confusion("fer2013_publictest", card["fer2013_publictest"], prior)
+
+    by_person = score("held-out identities (fold 0), each person a cluster", labels, predicted, heldout.identity, wild)
+    by_face = score("held-out identities, each face its own image", labels, predicted, np.arange(len(labels)), wild)
+    closer = by_person["tv_corrected"] < by_person["tv_raw"]
+    print(
+        f"\ncorrected closer to the truth than raw: {verdict(closer)}; true shares inside the corrected "
+        f"intervals: {verdict(by_person['inside'])} (each person a cluster), "
+        f"{'yes' if by_face['inside'] else 'no'} (each face its own image)"
+    )
+
+    print("\n--- transfer: correcting with a matrix measured elsewhere ---")
+    score("held-out identities", labels, predicted, heldout.identity, fer)
+    private = load_split(default_data_path(), "PrivateTest")
+    private_predicted = classifier.predict(private.images).argmax(axis=1)
+    private_labels = private.labels.astype(int)
+    faces = np.arange(len(private_labels))
+    score("FER2013 PrivateTest", private_labels, private_predicted, faces, wild)
+    score("FER2013 PrivateTest", private_labels, private_predicted, faces, fer)
+    return closer and by_person["inside"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--draws", type=int, default=1000)
+    parser.add_argument("--quick", action="store_true", help="200 draws")
+    parser.add_argument("--no-real", action="store_true", help="skip the real labels (no TensorFlow)")
+    args = parser.parse_args()
+    draws = 200 if args.quick else args.draws
+    card = matrices(None)
+    started = time.perf_counter()
+    simulated = simulate(card, draws)
+    real = True if args.no_real else real_labels(card)
+    print(
+        f"\nsimulation: {verdict(simulated)}; real labels: {'skipped' if args.no_real else verdict(real)} "
+        f"({time.perf_counter() - started:.0f} s)"
+    )
+    sys.exit(0 if simulated and real else 1)
+
+
+if __name__ == "__main__":
+    main()

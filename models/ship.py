@@ -1,0 +1,238 @@
+"""Choosing, calibrating and describing the model that ships.
+
+Roles of the sets (models/wild.py): PublicTest and the wild calibration fold (4) choose
+the candidate and the flip mode, fit the temperature and the abstention threshold;
+PrivateTest and the held-out wild fold (0) are scored once, after every choice, for the card.
+
+The selection score gives the three goals of issue 15 equal weight, all measured on the
+choosing sets: PublicTest accuracy + calibration-fold macro recall - calibration-fold share
+distance (total variation between predicted and true class shares).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shlex
+import shutil
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from models.averaging import snapshots
+from models.calibration import (
+    abstention_threshold,
+    apply_temperature,
+    expected_calibration_error,
+    fit_temperature,
+    kept_figures,
+    log_loss,
+    reliability,
+    share_distance,
+)
+from models.classifier import EmotionClassifier, read_card
+from models.data import file_sha256, load_split
+from models.evaluate import metrics, shipped_confusion_matrices
+from models.finetune import FinetuneConfig, averaged_candidate, mixed_training_set
+from models.hardware import resolve_precision
+from models.labels import EMOTIONS
+from models.weights import model_card_path
+from models.wild import CALIBRATION_FOLD, HELDOUT_FOLD, load_wild
+
+ABSTENTION_TARGET = 0.80  # the kept faces must be right at least this often on every calibration set
+CHOOSING_SETS = ("fer2013_publictest", "wild_calibration")
+REPORTING_SETS = ("fer2013_privatetest", "wild_heldout")
+AVERAGE_COUNTS = (3, 5, 8)
+RECALIBRATION_FACES = 10_000  # besides the last epoch: the means of the last N epochs' weights
+BASE_CARD_KEYS = (
+    "model",
+    "command",
+    "epochs",
+    "wall_time_s",
+    "selection",
+    "public_test_accuracy",
+    "private_test_accuracy",
+)
+
+
+@dataclass(frozen=True)
+class LabelledFaces:
+    images: np.ndarray
+    labels: np.ndarray
+
+
+def evaluation_sets(fer2013: Path | str, wild: Path | str, names: Iterable[str]) -> dict[str, LabelledFaces]:
+    """The named sets among PublicTest, PrivateTest and the calibration and held-out wild folds."""
+    faces = load_wild(wild)
+    loaders = {
+        "fer2013_publictest": lambda: load_split(fer2013, "PublicTest"),
+        "fer2013_privatetest": lambda: load_split(fer2013, "PrivateTest"),
+        "wild_calibration": faces.calibration,
+        "wild_heldout": faces.heldout,
+    }
+    return {name: LabelledFaces(loaders[name]().images, loaders[name]().labels) for name in names}
+
+
+def selection_score(scores: dict[str, dict]) -> float:
+    public, calibration = scores["fer2013_publictest"], scores["wild_calibration"]
+    return public["accuracy"] + calibration["macro_recall"] - calibration["share_distance"]
+
+
+def choosing_scores(classifier: EmotionClassifier, sets: dict[str, LabelledFaces]) -> dict[str, dict]:
+    """Accuracy, macro recall and share distance of `classifier` as it is set up, on each set."""
+    out = {}
+    for name, faces in sets.items():
+        predicted = classifier.predict(faces.images).argmax(1)
+        scored = metrics(faces.labels, np.eye(len(EMOTIONS))[predicted])
+        out[name] = {
+            "accuracy": scored["accuracy"],
+            "macro_recall": scored["macro_recall"],
+            "share_distance": share_distance(faces.labels, predicted),
+        }
+    return out
+
+
+def choose(candidates: dict[str, keras.Model], scratch: Path, output: Path, sets: dict[str, LabelledFaces]) -> dict:
+    """Save the best candidate by `selection_score` on the choosing sets to `output`, with its flip mode."""
+    tried: dict[str, dict] = {}
+    best, best_flip, best_score = "", False, -np.inf
+    for name, net in candidates.items():
+        net.save(scratch)
+        classifier = EmotionClassifier(scratch, temperature=1.0)
+        for flip in (False, True):
+            classifier.flip_tta = flip
+            scores = choosing_scores(classifier, sets)
+            key = f"{name}, {'flip averaging' if flip else 'one pass'}"
+            tried[key] = {"score": selection_score(scores), **scores}
+            print(f"candidate {key}: score {tried[key]['score']:.4f} {scores}", flush=True)
+            if tried[key]["score"] > best_score:
+                best, best_flip, best_score = key, flip, tried[key]["score"]
+                shutil.copyfile(scratch, output)
+    scratch.unlink(missing_ok=True)
+    return {"chosen": best, "flip_tta": best_flip, "score": best_score, "tried": tried}
+
+
+def set_report(labels: np.ndarray, raw: np.ndarray, temperature: float, threshold: float) -> dict:
+    """Everything the card says about one set, from the uncalibrated delivered probabilities `raw`."""
+    calibrated = apply_temperature(raw, temperature)
+    scored = metrics(labels, calibrated)
+    predicted = calibrated.argmax(1)
+    return {
+        "n": scored["n"],
+        "accuracy": scored["accuracy"],
+        "accuracy_without_disgust": scored["accuracy_without_disgust"],
+        "macro_f1": scored["macro_f1"],
+        "macro_recall": scored["macro_recall"],
+        "share_distance": share_distance(labels, predicted),
+        "true_shares": (np.bincount(labels, minlength=len(EMOTIONS)) / len(labels)).round(4).tolist(),
+        "predicted_shares": (np.bincount(predicted, minlength=len(EMOTIONS)) / len(labels)).round(4).tolist(),
+        "recall": {name: round(row["recall"], 4) for name, row in scored["per_class"].items()},
+        "support": {name: row["support"] for name, row in scored["per_class"].items()},
+        "ece_before": expected_calibration_error(labels, raw),
+        "ece_after": expected_calibration_error(labels, calibrated),
+        "log_loss_before": log_loss(labels, raw),
+        "log_loss_after": log_loss(labels, calibrated),
+        "kept": kept_figures(labels, calibrated, threshold),
+        "reliability_after": reliability(labels, calibrated),
+        "reliability_before": reliability(labels, raw),
+    }
+
+
+def calibrate_and_report(model_path: Path, fer2013: Path | str, wild: Path | str, flip_tta: bool) -> dict:
+    """Temperature and abstention threshold from the choosing sets, then the figures of all four sets.
+
+    Returns the card's "calibration", "abstention", "sets" and "confusion_matrices" entries.
+    """
+    classifier = EmotionClassifier(model_path, flip_tta=flip_tta, temperature=1.0)
+    sets = evaluation_sets(fer2013, wild, CHOOSING_SETS + REPORTING_SETS)
+    raw = {name: classifier.predict(faces.images) for name, faces in sets.items()}
+    fit_labels = np.concatenate([sets[name].labels for name in CHOOSING_SETS])
+    temperature = fit_temperature(fit_labels, np.concatenate([raw[name] for name in CHOOSING_SETS]))
+    calibrated = {name: apply_temperature(raw[name], temperature) for name in CHOOSING_SETS}
+    threshold = abstention_threshold(
+        {name: (sets[name].labels, calibrated[name]) for name in CHOOSING_SETS}, ABSTENTION_TARGET
+    )
+    reports = {name: set_report(sets[name].labels, raw[name], temperature, threshold) for name in sets}
+    return {
+        "calibration": {
+            "method": "temperature scaling of the delivered probabilities: softmax(log(p) / T)",
+            "temperature": temperature,
+            "fitted_on": list(CHOOSING_SETS),
+            "ece_bins": 15,
+        },
+        "abstention": {
+            "threshold": threshold,
+            "target_accuracy": ABSTENTION_TARGET,
+            "chosen_on": list(CHOOSING_SETS),
+            "rule": "a face is uncertain when its top calibrated probability is below the threshold",
+            **{name: reports[name]["kept"] for name in sets},
+        },
+        "sets": reports,
+        "confusion_matrices": {
+            "rows": "true class",
+            "columns": "predicted class",
+            "order": list(EMOTIONS),
+            **shipped_confusion_matrices(classifier, fer2013, wild),
+        },
+        "fold_roles": {"heldout": HELDOUT_FOLD, "calibration": CALIBRATION_FOLD},
+    }
+
+
+def ship_finetuned(cfg: FinetuneConfig, output: Path, average_counts: Sequence[int] = AVERAGE_COUNTS) -> dict:
+    """Choose among the run's last epoch and the means of its last N snapshots, calibrate, write the card."""
+    state = json.loads((cfg.run_dir / "state.json").read_text())
+    mixed = mixed_training_set(cfg.data, cfg.wild, cfg.limit)
+    # Batch-norm statistics of the averaged nets from a fixed sample of the training faces, to
+    # keep the export short on a shared CPU.
+    sample = mixed.images[np.random.default_rng(cfg.seed).permutation(len(mixed))[:RECALIBRATION_FACES]]
+    kept = len(snapshots(cfg.run_dir))
+    candidates = {"last epoch": averaged_candidate(cfg.run_dir, 1, None, cfg.stages)}
+    for count in sorted({1, *average_counts}):
+        if count <= kept:
+            name = f"mean of the last {count} epochs' weights" if count > 1 else "last epoch, batch norm on clean faces"
+            candidates[name] = averaged_candidate(cfg.run_dir, count, sample, cfg.stages)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    choosing = evaluation_sets(cfg.data, cfg.wild, CHOOSING_SETS)
+    selection = choose(candidates, cfg.run_dir / "candidate.keras", output, choosing)
+    figures = calibrate_and_report(output, cfg.data, cfg.wild, selection["flip_tta"])
+    net = keras.models.load_model(output, compile=False)
+    base_card = read_card(cfg.base_model)
+    private, public = figures["sets"]["fer2013_privatetest"], figures["sets"]["fer2013_publictest"]
+    card = {
+        "model": output.name,
+        "architecture": net.name,
+        "parameters": net.count_params(),
+        "classes": list(EMOTIONS),
+        "input": "48x48 uint8 grayscale face crop (see models/crops.py)",
+        "data_file": cfg.data.name,
+        "data_sha256": file_sha256(cfg.data),
+        "wild_file": cfg.wild.name,
+        "wild_sha256": file_sha256(cfg.wild),
+        "command": " ".join(shlex.quote(a) for a in sys.argv),
+        "recipe": "fine-tuned from the base model on FER2013 Training + wild folds 1-3 (models/finetune.py)",
+        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
+        "epochs": state["epoch"],
+        "wall_time_s": round(state["elapsed_s"], 1),
+        "hardware": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cpus",
+        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
+        "base_model": {key: base_card.get(key) for key in BASE_CARD_KEYS},
+        "selection": {
+            "rule": "PublicTest accuracy + calibration-fold macro recall - calibration-fold share distance",
+            "chosen": selection["chosen"],
+            "score": selection["score"],
+            "tried": {name: round(entry["score"], 4) for name, entry in selection["tried"].items()},
+        },
+        "public_test_accuracy": public["accuracy"],
+        "private_test_accuracy": private["accuracy"],
+        "inference": {"flip_tta": selection["flip_tta"], "precision": resolve_precision("auto")},
+        "accuracy_note": "accuracies are what EmotionClassifier.predict delivers with this card's defaults",
+        **figures,
+    }
+    model_card_path(output).write_text(json.dumps(card, indent=2) + "\n")
+    return card
