@@ -18,7 +18,7 @@ import time
 from models import EmotionClassifier
 from models.data import default_data_path, load_split
 
-TARGET = 1000
+TARGET = 500  # issue 15: the shipped classifier (flip averaging and all) at least 500 faces/s on this CPU
 
 
 def main() -> None:
