@@ -137,8 +137,9 @@ def check_url(url: str, policy: FetchPolicy, deadline: Deadline | None = None) -
     return Target(url, scheme, parts.hostname, port, addresses[0])
 
 
-class WatchedHTTPConnection(HTTPConnection):
-    """An HTTP connection whose socket is handed to the attempt's `SocketWatch` as soon as it exists."""
+class WatchedConnection:
+    """Mixed into urllib3's connections: the socket is handed to the attempt's `SocketWatch` as soon as
+    it exists (for https the TLS socket wraps the watched one, so shutting that ends both)."""
 
     def __init__(self, *args, watch: SocketWatch, **kwargs):
         super().__init__(*args, **kwargs)
@@ -150,17 +151,12 @@ class WatchedHTTPConnection(HTTPConnection):
         return sock
 
 
-class WatchedHTTPSConnection(HTTPSConnection):
-    """The same for https (the TLS socket wraps the watched one, so shutting that ends both)."""
+class WatchedHTTPConnection(WatchedConnection, HTTPConnection):
+    pass
 
-    def __init__(self, *args, watch: SocketWatch, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.watch = watch
 
-    def _new_conn(self) -> socket.socket:
-        sock = super()._new_conn()
-        self.watch.add(sock)
-        return sock
+class WatchedHTTPSConnection(WatchedConnection, HTTPSConnection):
+    pass
 
 
 class PinnedAdapter(HTTPAdapter):
