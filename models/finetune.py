@@ -35,7 +35,7 @@ from models.averaging import average_weights, recalibrate_batch_norm, snapshots
 from models.data import load_split
 from models.hardware import resolve_precision
 from models.labels import EMOTIONS, FACE_SIZE
-from models.train import RunState, augmenter, compile_model, restore_checkpoint
+from models.train import STATE_FILE, RunState, augmenter, compile_model, new_run_state, resume_run
 from models.wild import load_wild
 
 FER_DOMAIN, WILD_DOMAIN = 0, 1
@@ -201,21 +201,16 @@ def finetune(cfg: FinetuneConfig) -> dict:
     calibration = load_wild(cfg.wild).calibration()
     steps = cfg.steps_per_epoch or math.ceil(len(mixed) / cfg.batch_size)
 
-    state_file, last = cfg.run_dir / "state.json", cfg.run_dir / "last.keras"
-    state = json.loads(state_file.read_text()) if state_file.exists() else None
+    state_file = cfg.run_dir / STATE_FILE
     model = build_emotion_cnn(cfg.stages, cfg.dropout)
     compile_model(model, cfg, steps)
-    if state and state["epoch"] < cfg.epochs:
-        if not last.exists():
-            raise FileNotFoundError(f"{last} is missing: run {cfg.run_dir} stopped at epoch {state['epoch']}")
-        restore_checkpoint(model, last)
-        print(f"resuming {cfg.run_dir} at epoch {state['epoch']}", flush=True)
-    elif state:
+    state = resume_run(cfg.run_dir, cfg.epochs, model)
+    if state is not None and state["epoch"] >= cfg.epochs:
         print(f"{cfg.run_dir} finished its {state['epoch']} epochs", flush=True)
         return state
-    else:
+    if state is None:
         model.set_weights(keras.models.load_model(cfg.base_model, compile=False).get_weights())
-        state = {"epoch": 0, "best_val_accuracy": 0.0, "elapsed_s": 0.0}
+        state = new_run_state()
     wild_count = int((mixed.domain == WILD_DOMAIN).sum())
     print(
         f"fine-tuning {cfg.base_model} ({cfg.mixing}): {len(mixed) - wild_count:,} FER2013 + {wild_count:,} wild "

@@ -156,6 +156,30 @@ def restore_checkpoint(model: keras.Model, last: Path) -> None:
         variable.assign(value)
 
 
+STATE_FILE, LAST_CHECKPOINT = "state.json", "last.keras"
+
+
+def new_run_state() -> dict:
+    return {"epoch": 0, "best_val_accuracy": 0.0, "elapsed_s": 0.0}
+
+
+def resume_run(run_dir: Path, epochs: int, model: keras.Model) -> dict | None:
+    """A run directory's state, `model` restored to its last epoch when the run has epochs left; None for a new run.
+
+    Shared by training and fine-tuning: a finished run's state comes back with `model` untouched.
+    """
+    state_file, last = run_dir / STATE_FILE, run_dir / LAST_CHECKPOINT
+    if not state_file.exists():
+        return None
+    state = json.loads(state_file.read_text())
+    if state["epoch"] < epochs:
+        if not last.exists():
+            raise FileNotFoundError(f"{last} is missing: run {run_dir} stopped at epoch {state['epoch']}")
+        restore_checkpoint(model, last)
+        print(f"resuming {run_dir} at epoch {state['epoch']}", flush=True)
+    return state
+
+
 def train(cfg: TrainConfig) -> dict:
     """Train (or resume), export the PublicTest-best model to `cfg.output`, write its card."""
     keras.utils.set_random_seed(cfg.seed)
@@ -167,19 +191,14 @@ def train(cfg: TrainConfig) -> dict:
     x_train, y_train = train_split.images[: cfg.limit], train_split.labels[: cfg.limit]
     steps = int(np.ceil(len(x_train) / cfg.batch_size))
 
-    state_file, last = cfg.run_dir / "state.json", cfg.run_dir / "last.keras"
-    state = json.loads(state_file.read_text()) if state_file.exists() else None
+    state_file = cfg.run_dir / STATE_FILE
     model = build_emotion_cnn(cfg.stages, cfg.dropout)
     compile_model(model, cfg, steps)
-    if state and state["epoch"] < cfg.epochs:
-        if not last.exists():
-            raise FileNotFoundError(f"{last} is missing: run {cfg.run_dir} stopped at epoch {state['epoch']}")
-        restore_checkpoint(model, last)
-        print(f"resuming {cfg.run_dir} at epoch {state['epoch']}", flush=True)
-    elif state:
+    state = resume_run(cfg.run_dir, cfg.epochs, model)
+    if state is None:
+        state = new_run_state()
+    elif state["epoch"] >= cfg.epochs:
         print(f"{cfg.run_dir} finished its {state['epoch']} epochs: exporting only", flush=True)
-    else:
-        state = {"epoch": 0, "best_val_accuracy": 0.0, "elapsed_s": 0.0}
     print(f"{model.count_params():,} parameters, {len(x_train):,} training images, {precision}", flush=True)
 
     best_path = cfg.run_dir / BEST_WEIGHTS
