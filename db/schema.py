@@ -53,6 +53,22 @@ class Base(DeclarativeBase):
     pass
 
 
+class EmotionCounts:
+    """A count column per emotion (EMOTIONS order), for the rollups that count faces by emotion."""
+
+    angry: Mapped[int] = mapped_column(Integer)
+    disgust: Mapped[int] = mapped_column(Integer)
+    fear: Mapped[int] = mapped_column(Integer)
+    happy: Mapped[int] = mapped_column(Integer)
+    sad: Mapped[int] = mapped_column(Integer)
+    surprise: Mapped[int] = mapped_column(Integer)
+    neutral: Mapped[int] = mapped_column(Integer)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in EMOTIONS}
+
+
 class Batch(Base):
     __tablename__ = "batches"
 
@@ -182,7 +198,7 @@ class ImageHour(Base):
     images_with_faces: Mapped[int] = mapped_column(Integer)
 
 
-class FaceHour(Base):
+class FaceHour(EmotionCounts, Base):
     """Faces per UTC hour of `analyzed_at` and platform, one count per emotion, kept by triggers on `faces`.
 
     One row per hour and platform (not per emotion too): a third of the rows to add up, and
@@ -196,13 +212,6 @@ class FaceHour(Base):
 
     hour: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
     platform: Mapped[str] = mapped_column(String(16), primary_key=True)
-    angry: Mapped[int] = mapped_column(Integer)
-    disgust: Mapped[int] = mapped_column(Integer)
-    fear: Mapped[int] = mapped_column(Integer)
-    happy: Mapped[int] = mapped_column(Integer)
-    sad: Mapped[int] = mapped_column(Integer)
-    surprise: Mapped[int] = mapped_column(Integer)
-    neutral: Mapped[int] = mapped_column(Integer)
     min_face_id: Mapped[int] = mapped_column(Integer)
     max_face_id: Mapped[int] = mapped_column(Integer)
     # pair_<e>_<f> (28 columns, EMOTION_PAIRS): the sum over the row's images of c_e x c_f, c_e
@@ -213,15 +222,11 @@ class FaceHour(Base):
     del _first, _second
 
     @property
-    def counts(self) -> dict[str, int]:
-        return {name: getattr(self, name) for name in EMOTIONS}
-
-    @property
     def pairs(self) -> dict[tuple[str, str], int]:
         return {pair: getattr(self, pair_column(*pair)) for pair in EMOTION_PAIRS}
 
 
-class ImageFaceCount(Base):
+class ImageFaceCount(EmotionCounts, Base):
     """One image's faces per emotion, within one UTC hour of `analyzed_at` and platform (in practice
     always all of them: the worker stores an image's faces with one time and platform).
 
@@ -236,13 +241,6 @@ class ImageFaceCount(Base):
     image_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     hour: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
     platform: Mapped[str] = mapped_column(String(16), primary_key=True)
-    angry: Mapped[int] = mapped_column(Integer)
-    disgust: Mapped[int] = mapped_column(Integer)
-    fear: Mapped[int] = mapped_column(Integer)
-    happy: Mapped[int] = mapped_column(Integer)
-    sad: Mapped[int] = mapped_column(Integer)
-    surprise: Mapped[int] = mapped_column(Integer)
-    neutral: Mapped[int] = mapped_column(Integer)
 
 
 class ApiKey(Base):
