@@ -9,7 +9,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from models.calibration import apply_temperature
+from models.calibration import apply_scaling
 from models.hardware import resolve_precision
 from models.labels import EMOTIONS, FACE_SIZE
 from models.weights import DEFAULT_MODEL_PATH, model_card_path
@@ -50,6 +50,24 @@ def read_card(model_path: Path) -> dict:
     return json.loads(card.read_text()) if card.exists() else {}
 
 
+def calibration_profile(card: dict, profile: str | None) -> tuple[str | None, dict]:
+    """(name, {temperature, bias, abstain_below}) of the card's profile `profile` (None: its default).
+
+    A card from before profiles (one temperature, one threshold) is its own single profile.
+    """
+    calibration = card.get("calibration", {})
+    profiles = calibration.get("profiles")
+    if not profiles:
+        if profile is not None:
+            raise ValueError(f"the model card has no calibration profiles (asked for {profile!r})")
+        threshold = card.get("abstention", {}).get("threshold", 0.0)
+        return None, {"temperature": calibration.get("temperature", 1.0), "abstain_below": threshold}
+    name = profile or calibration.get("default_profile") or next(iter(profiles))
+    if name not in profiles:
+        raise ValueError(f"the model card has no calibration profile {name!r} (it has {', '.join(sorted(profiles))})")
+    return name, profiles[name]
+
+
 class EmotionClassifier:
     """Loads the committed model (or `model_path`) once; `predict` maps (N, 48, 48) uint8 to (N, 7) probabilities.
 
@@ -58,11 +76,15 @@ class EmotionClassifier:
     With `flip_tta` each face is also classified mirrored and the two answers averaged.
 
     The model card beside the model file sets the defaults: `inference.flip_tta` (whether the
-    mirrored pass is on), `calibration.temperature` (the log-probabilities are divided by it,
-    so a 0.8 means right about 80 % of the time; the argmax never changes) and
-    `abstention.threshold`, exposed as `abstain_below`: a face whose top probability is below
-    it should be reported as uncertain (the kept faces were right at least 80 % of the time on
-    the calibration sets). Without a card: one pass, temperature 1, no abstention.
+    mirrored pass is on) and a calibration profile, `calibration.profiles[profile]` (default
+    `calibration.default_profile`, "photos"): how the probabilities are scaled,
+    softmax(log(p) / temperature + bias), so a 0.8 means right about 80 % of the time on faces
+    of that kind, and `abstain_below`: a face whose top probability is below it should be
+    reported as uncertain (the kept faces were right at least 80 % of the time on that
+    profile's calibration set). "photos" (real photos: what the product analyses) scales by a
+    temperature alone, so its argmax is the model's; "fer2013" (FER2013's lab-like crops) also
+    has per-class biases. An explicit `temperature` replaces the profile's scaling (1.0: the raw
+    probabilities). Without a card: one pass, temperature 1, no abstention.
     """
 
     def __init__(
@@ -71,6 +93,7 @@ class EmotionClassifier:
         *,
         flip_tta: bool | None = None,
         temperature: float | None = None,
+        profile: str | None = None,
         batch_size: int = 256,
         precision: str = "auto",
     ):
@@ -82,11 +105,13 @@ class EmotionClassifier:
         self._forward_batch = compiled_forward(self.model)
         card = read_card(self.model_path)
         self.flip_tta = bool(card.get("inference", {}).get("flip_tta", False)) if flip_tta is None else flip_tta
-        fitted = card.get("calibration", {}).get("temperature", 1.0)
-        self.temperature = float(fitted if temperature is None else temperature)
+        self.profile, scaling = calibration_profile(card, profile)
+        self.temperature = float(scaling.get("temperature", 1.0) if temperature is None else temperature)
         if self.temperature <= 0:
             raise ValueError(f"temperature must be positive, got {self.temperature}")
-        self.abstain_below = float(card.get("abstention", {}).get("threshold", 0.0))
+        bias = scaling.get("bias") if temperature is None else None
+        self.bias = None if bias is None or not np.any(bias) else np.asarray(bias, dtype=np.float64)
+        self.abstain_below = float(scaling.get("abstain_below", 0.0))
         self.batch_size = batch_size
         self.classes = EMOTIONS
 
@@ -100,7 +125,9 @@ class EmotionClassifier:
         probs = self._forward(x)
         if self.flip_tta:
             probs = (probs + self._forward(np.ascontiguousarray(x[:, :, ::-1]))) / 2
-        return probs if self.temperature == 1.0 else apply_temperature(probs, self.temperature)
+        if self.temperature == 1.0 and self.bias is None:
+            return probs
+        return apply_scaling(probs, self.temperature, self.bias)
 
     def is_uncertain(self, probs: np.ndarray) -> np.ndarray:
         """(N,) bool: the faces whose top probability is under `abstain_below`."""

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from models.classifier import EmotionClassifier
+from models.classifier import EmotionClassifier, read_card
 from models.data import load_split
 from models.labels import EMOTIONS
+from models.weights import DEFAULT_MODEL_PATH
 
 DISGUST = EMOTIONS.index("disgust")
 
@@ -49,11 +50,22 @@ def metrics(labels: np.ndarray, probs: np.ndarray) -> dict:
     }
 
 
-def evaluate_model(model_path: Path | str | None, data: Path | str, split: str) -> dict:
-    """Metrics as `EmotionClassifier.predict` delivers them by default, plus the other flip mode's accuracy."""
+FER2013_PROFILE = "fer2013"
+
+
+def evaluate_model(model_path: Path | str | None, data: Path | str, split: str, profile: str | None = None) -> dict:
+    """Metrics as `EmotionClassifier.predict` delivers them, plus the other flip mode's accuracy.
+
+    FER2013's faces are scored with the card's "fer2013" calibration profile where it has one
+    (`profile` chooses another; the product's default, "photos", keeps the model's argmax).
+    """
     data_split = load_split(data, split)
-    classifier = EmotionClassifier(model_path)
-    result = {"split": split, **metrics(data_split.labels, classifier.predict(data_split.images))}
+    profiles = read_card(Path(model_path or DEFAULT_MODEL_PATH)).get("calibration", {}).get("profiles", {})
+    if profile is None and FER2013_PROFILE in profiles:
+        profile = FER2013_PROFILE
+    classifier = EmotionClassifier(model_path, profile=profile)
+    result = {"split": split, "profile": classifier.profile}
+    result.update(metrics(data_split.labels, classifier.predict(data_split.images)))
     result["flip_tta"], result["precision"] = classifier.flip_tta, classifier.precision
     classifier.flip_tta = not classifier.flip_tta
     other = float((classifier.predict(data_split.images).argmax(1) == data_split.labels).mean())

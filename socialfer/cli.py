@@ -25,6 +25,14 @@ fer2013_option = click.option(
 )
 
 
+wild_option = click.option(
+    "--wild",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The shared real-photo faces (default: ../shared/data/faces_in_the_wild/muxspace_dev.npz).",
+)
+
+
 def cli_settings() -> Settings:
     """The settings from the environment; a bad value ends the command with what is wrong, not a traceback."""
     try:
@@ -110,12 +118,7 @@ def train(
 
 @main.command()
 @fer2013_option
-@click.option(
-    "--wild",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=None,
-    help="The shared real-photo faces (default: ../shared/data/faces_in_the_wild/muxspace_dev.npz).",
-)
+@wild_option
 @click.option(
     "--finetune-from",
     "base_model",
@@ -180,6 +183,42 @@ def finetune(
 
     card = ship_finetuned(cfg, output)
     click.echo(json.dumps({key: card[key] for key in ("selection", "calibration", "abstention")}, indent=2))
+
+
+@main.command()
+@fer2013_option
+@wild_option
+@click.option(
+    "--model",
+    "model_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Model file whose card is rewritten (default: the configured model).",
+)
+def calibrate(data: Path | None, wild: Path | None, model_path: Path | None) -> None:
+    """Fit a shipped model's calibration profiles again and rewrite its card's figures (weights untouched).
+
+    Fits each profile on its choosing set (photos: the real-photo calibration fold; fer2013:
+    PublicTest), then scores all four sets and writes the confusion matrices (models/ship.py).
+    """
+    from models.ship import recalibrate
+    from models.weights import DEFAULT_MODEL_PATH
+    from models.wild import DEFAULT_WILD_PATH
+
+    settings = cli_settings()
+    model = model_path or settings.model_path or DEFAULT_MODEL_PATH
+    card = recalibrate(model, data or fer2013_path(settings), wild or DEFAULT_WILD_PATH)
+    for name, profile in card["calibration"]["profiles"].items():
+        click.echo(
+            f"{name}: T={profile['temperature']:.3f}, abstain below {profile['abstain_below']:.3f} "
+            f"(fitted on {profile['fitted_on']})"
+        )
+    for name, figures in card["sets"].items():
+        click.echo(
+            f"  {name:<20} ({figures['profile']}): accuracy {figures['accuracy']:.4f}, "
+            f"ECE {figures['ece_before']:.3f} -> {figures['ece_after']:.3f}, "
+            f"kept {figures['kept']['coverage']:.1%} at {figures['kept']['accuracy']:.1%} right"
+        )
 
 
 @main.command()
@@ -427,8 +466,20 @@ def redact(url: str) -> str:
     default=None,
     help="Where to save the confusion matrix (default: confusion-<split>.png).",
 )
+@click.option(
+    "--profile",
+    default=None,
+    help="Calibration profile of the model card (default: fer2013 where the card has it; photos: the product's).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def evaluate(data: Path | None, split: str, model_path: Path | None, confusion_png: Path | None, as_json: bool) -> None:
+def evaluate(
+    data: Path | None,
+    split: str,
+    model_path: Path | None,
+    confusion_png: Path | None,
+    profile: str | None,
+    as_json: bool,
+) -> None:
     """Score the expression model on a FER2013 split, exactly as the product classifies."""
     import numpy as np
 
@@ -436,14 +487,17 @@ def evaluate(data: Path | None, split: str, model_path: Path | None, confusion_p
     from models.evaluate import evaluate_model
 
     settings = cli_settings()
-    result = evaluate_model(model_path or settings.model_path, data or fer2013_path(settings), split)
+    try:
+        result = evaluate_model(model_path or settings.model_path, data or fer2013_path(settings), split, profile)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
     png = confusion_png or Path(f"confusion-{split}.png")
     save_confusion(np.array(result["confusion_matrix"]), png, f"{split}: accuracy {result['accuracy']:.4f}")
     result["confusion_png"] = str(png)
     if as_json:
         click.echo(json.dumps(result))
         return
-    click.echo(f"{split}: {result['n']} faces")
+    click.echo(f"{split}: {result['n']} faces, calibration profile {result['profile'] or '(none)'}")
     click.echo(
         f"  accuracy                 {result['accuracy']:.4f} ({result['precision']}, flip averaging "
         f"{'on' if result['flip_tta'] else 'off'}; with it {result['accuracy_flip_tta']:.4f}, "

@@ -7,9 +7,11 @@ import pytest
 
 from models.calibration import (
     abstention_threshold,
+    apply_scaling,
     apply_temperature,
     expected_calibration_error,
     fit_temperature,
+    fit_vector_scaling,
     kept_figures,
     log_loss,
     share_distance,
@@ -39,6 +41,21 @@ def test_temperature_recovers_the_overconfidence_and_ece_falls() -> None:
     assert (calibrated.argmax(1) == probs.argmax(1)).all()  # accuracy untouched
     assert expected_calibration_error(labels, calibrated) < 0.02 < expected_calibration_error(labels, probs)
     assert log_loss(labels, calibrated) < log_loss(labels, probs)
+
+
+def test_vector_scaling_recovers_a_temperature_and_class_biases() -> None:
+    """The model reports softmax(z * 2 - b): too sure, and shifted away from some classes; the fit undoes both."""
+    rng = np.random.default_rng(4)
+    logits = rng.normal(0, 1.5, (20000, 7))
+    labels = np.array([rng.choice(7, p=p) for p in softmax(logits)])
+    shift = np.array([0.8, -0.5, 0.3, 0.0, -0.7, 0.4, 0.0])  # the last class is the reference (bias 0)
+    probs = softmax(logits * 2.0 - shift * 2.0)
+    temperature, bias = fit_vector_scaling(labels, probs)
+    assert temperature == pytest.approx(2.0, rel=0.05)
+    assert np.allclose(bias, shift, atol=0.08), bias
+    calibrated = apply_scaling(probs, temperature, bias)
+    assert expected_calibration_error(labels, calibrated) < 0.02 < expected_calibration_error(labels, probs)
+    assert log_loss(labels, calibrated) < log_loss(labels, apply_temperature(probs, fit_temperature(labels, probs)))
 
 
 def test_apply_temperature_one_is_the_identity_and_large_flattens() -> None:

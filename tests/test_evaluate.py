@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import cv2
@@ -12,6 +13,7 @@ from click.testing import CliRunner
 
 from core.vocabulary import EMOTIONS
 from models.evaluate import confusion_png, metrics
+from models.weights import DEFAULT_MODEL_PATH, model_card_path
 from socialfer.cli import main
 
 ANGRY, DISGUST, HAPPY = EMOTIONS.index("angry"), EMOTIONS.index("disgust"), EMOTIONS.index("happy")
@@ -70,3 +72,27 @@ def test_evaluate_command_prints_json(shared_data: Path, tmp_path: Path) -> None
     assert report["split"] == "PrivateTest" and report["n"] == 3589
     assert {"accuracy", "accuracy_without_disgust", "macro_f1"} <= set(report)
     assert report["accuracy"] >= 0.60 and png.exists()
+    assert report["profile"] == "fer2013"  # FER2013's faces with the card's FER2013 calibration
+    unknown = CliRunner().invoke(main, [*args, "--profile", "cartoons"])
+    assert unknown.exit_code == 1 and "no calibration profile 'cartoons'" in unknown.output
+
+
+def test_calibrate_command_refits_the_profiles_of_a_copy_of_the_model(shared_data: Path, tmp_path: Path) -> None:
+    """`socialfer calibrate` rewrites a card's calibration from the data: here of a copy whose card lost it."""
+    model = tmp_path / "copy.keras"
+    shutil.copyfile(DEFAULT_MODEL_PATH, model)
+    card = json.loads(model_card_path(DEFAULT_MODEL_PATH).read_text())
+    shipped = card["calibration"]["profiles"]
+    card["calibration"] = {"temperature": 1.0}
+    model_card_path(model).write_text(json.dumps(card))
+    args = ["calibrate", "--data", str(shared_data / "fer2013.npz"), "--model", str(model)]
+    args += ["--wild", str(shared_data / "faces_in_the_wild" / "muxspace_dev.npz")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    refitted = json.loads(model_card_path(model).read_text())
+    assert refitted["calibration"]["default_profile"] == "photos"
+    for name, profile in refitted["calibration"]["profiles"].items():
+        assert profile["temperature"] == pytest.approx(shipped[name]["temperature"], rel=0.02)
+        assert profile["abstain_below"] == pytest.approx(shipped[name]["abstain_below"], abs=0.011)
+    assert refitted["sets"]["wild_heldout"]["ece_after"] <= 0.03 < refitted["sets"]["wild_heldout"]["ece_before"]
+    assert "photos:" in result.output and "fer2013:" in result.output
