@@ -220,7 +220,14 @@ def simplex_least_squares(
     def fresh(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return equality_solution(gram[rows], linear[rows], free[rows])
 
-    unsettled = active_set_steps(gram, linear, x, free, np.arange(problems), updated, fixed, released)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # what they break is caught below
+        unsettled = active_set_steps(gram, linear, x, free, np.arange(problems), updated, fixed, released)
+    # A nearly singular G can blow the rank-one updates up (a pivot near zero): those problems start
+    # again from the centre with fresh solves, which never divide by a pivot.
+    broken = np.flatnonzero(~np.isfinite(x).all(axis=1))
+    if len(broken):
+        x[broken], free[broken] = 1.0 / emotions, True
+        unsettled = np.union1d(unsettled, broken)
     if len(unsettled):
         unsettled = active_set_steps(gram, linear, x, free, unsettled, fresh, None, None)
     if len(unsettled):
