@@ -66,10 +66,33 @@ def matrices(model_path: Path | None) -> dict[str, np.ndarray]:
     return read_matrices(path, modified)
 
 
+@lru_cache(maxsize=8)
+def read_effective_faces(path: Path, modified: int) -> dict[str, np.ndarray]:
+    """The card's `confusion_matrices.effective_faces`: per matrix, each row's effective faces (K numbers,
+    reordered to EMOTIONS); matrices it does not name, or a card without it, count faces as independent."""
+    try:
+        section = json.loads(path.read_text(encoding="utf-8"))["confusion_matrices"]
+        order = list(section.get("order", EMOTIONS))
+        index = [order.index(name) for name in EMOTIONS]
+        given = section.get("effective_faces", {})
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    found = {}
+    for name, sizes in given.items() if isinstance(given, dict) else ():
+        try:
+            values = np.asarray(sizes, dtype=float)
+        except (TypeError, ValueError):
+            continue
+        if values.shape == (len(order),) and np.isfinite(values).all() and (values >= 0).all():
+            found[name] = values[index]
+    return found
+
+
 @lru_cache(maxsize=16)
 def cached_confusion(path: Path, modified: int, name: str) -> Confusion:
     available = read_matrices(path, modified)
-    return Confusion(name, available[name], available.get(PRIOR_MATRIX))
+    effective = read_effective_faces(path, modified).get(name)
+    return Confusion(name, available[name], available.get(PRIOR_MATRIX), effective_faces=effective)
 
 
 def confusion(model_path: Path | None, name: str) -> Confusion:

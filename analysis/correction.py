@@ -46,7 +46,8 @@ class Confusion:
     `prior_counts`: a matrix whose row shapes are the prior for rows with few or no faces (the
     FER2013 one for the real-photo matrix: the model's own confusions on other faces; a row
     without faces, like fear in the real-photo calibration fold, is that prior alone).
-    Faces are taken as independent: see docs/statistics.md for what clustering by person does.
+    `effective_faces`: per row, the number of independent faces it is worth when its faces cluster
+    (the card's, computed with people as clusters); without it faces are taken as independent.
     """
 
     name: str
@@ -55,11 +56,24 @@ class Confusion:
     prior_faces: float = PRIOR_FACES
     replicates: int = REPLICATES
     seed: int = SEED
+    effective_faces: np.ndarray | None = None  # (K,) per row, where its faces cluster (by person)
+
+    @cached_property
+    def row_counts(self) -> np.ndarray:
+        """The counts, each row scaled to its effective number of faces where the card gives one: a row
+        counted from a few people's many photos weighs what its independent information is worth."""
+        counts = np.asarray(self.counts, dtype=float)
+        if self.effective_faces is None:
+            return counts
+        totals = counts.sum(axis=1)
+        effective = np.clip(np.asarray(self.effective_faces, dtype=float), 0.0, totals)
+        scale = np.divide(effective, totals, out=np.ones_like(totals), where=totals > 0)
+        return counts * scale[:, None]
 
     @cached_property
     def concentration(self) -> np.ndarray:
-        """Dirichlet parameters per row: the counts plus the prior's pseudo-faces."""
-        counts = np.asarray(self.counts, dtype=float)
+        """Dirichlet parameters per row: the (effective) counts plus the prior's pseudo-faces."""
+        counts = self.row_counts
         shape = np.ones_like(counts) if self.prior_counts is None else np.asarray(self.prior_counts, dtype=float)
         shape = shape + PRIOR_SMOOTHING
         shape /= shape.sum(axis=1, keepdims=True)

@@ -75,13 +75,14 @@ def coverage(
 ) -> Coverage:
     """Run `draws` worlds of `scenario` with a calibration set shaped like `calibration_counts`."""
     rng = np.random.default_rng(seed)
-    row_totals = calibration_counts.sum(axis=1).astype(int)
+    row_sizes = np.asarray(calibration_counts, dtype=float).sum(axis=1)
+    row_totals = np.rint(row_sizes).astype(int)  # effective sizes need not be whole faces
     measured = row_totals > 0
     prior = Confusion("prior", np.zeros_like(calibration_counts, dtype=float), prior_counts, prior_faces).concentration
     truth = scenario.true_shares
     raw_hits, corrected_hits, corrected_errors, raw_errors, raw_widths, corrected_widths = ([] for _ in range(6))
     for draw in range(draws):
-        world = np.where(measured[:, None], calibration_counts / np.maximum(row_totals, 1)[:, None], 0.0)
+        world = np.where(measured[:, None], calibration_counts / np.maximum(row_sizes, 1e-12)[:, None], 0.0)
         world[~measured] = draw_rows(rng, prior[~measured])
         calibration = np.array([rng.multinomial(total, row) for total, row in zip(row_totals, world, strict=True)])
         confusion = Confusion("measured", calibration, prior_counts, prior_faces, seed=seed * 100_000 + draw)

@@ -30,7 +30,7 @@ import time
 
 import numpy as np
 
-from analysis.card import matrices
+from analysis.card import confusion, matrices
 from analysis.clustered import ClusterSums, raw_shares
 from analysis.correction import Confusion, corrected_shares
 from analysis.simulation import Scenario, coverage
@@ -60,6 +60,8 @@ def simulate(card: dict[str, np.ndarray], draws: int) -> bool:
     passed = True
     matrices_ = {
         "wild_calibration": card["wild_calibration"],
+        # What the card's matrix knows with people as clusters: each row at its effective size.
+        "wild_calibration, effective": confusion(None, "wild_calibration").row_counts,
         "fer2013_publictest": card["fer2013_publictest"],
         # What a larger calibration fold would give: the same proportions, ten times the faces (fear: still none).
         "wild_calibration x10": card["wild_calibration"] * 10,
@@ -78,7 +80,7 @@ def simulate(card: dict[str, np.ndarray], draws: int) -> bool:
             )
             bias_ok = bool(np.all(np.abs(result.corrected_bias) < MAX_BIAS))
             print(
-                f"\n{matrix_name} ({int(counts.sum()):,} faces), {scenario.name}: {draws} draws, "
+                f"\n{matrix_name} ({counts.sum():,.0f} faces), {scenario.name}: {draws} draws, "
                 f"{time.perf_counter() - started:.0f} s"
             )
             print(f"  {'':<22}" + "".join(f"{name:>9}" for name in EMOTIONS))
@@ -105,13 +107,13 @@ def total_variation(a: np.ndarray, b: np.ndarray) -> float:
     return 0.5 * float(np.abs(a - b).sum())
 
 
-def score(title: str, labels: np.ndarray, predicted: np.ndarray, clusters: np.ndarray, confusion: Confusion) -> dict:
+def score(title: str, labels: np.ndarray, predicted: np.ndarray, clusters: np.ndarray, correction: Confusion) -> dict:
     truth = np.bincount(labels, minlength=len(EMOTIONS)) / len(labels)
     raw = raw_shares(set_sums(predicted, clusters))
-    corrected = corrected_shares([raw], confusion)[0]
+    corrected = corrected_shares([raw], correction)[0]
     assert corrected is not None
     inside = (corrected.low <= truth) & (truth <= corrected.high)
-    print(f"\n{title}: {len(labels):,} faces, corrected with {confusion.name}")
+    print(f"\n{title}: {len(labels):,} faces, corrected with {correction.name}")
     print(f"  {'':<22}" + "".join(f"{name:>9}" for name in EMOTIONS))
     print(row("true share", truth))
     print(row("raw share", raw.share))
@@ -133,9 +135,8 @@ def real_labels(card: dict[str, np.ndarray]) -> bool:
     heldout = load_wild().heldout()
     predicted = classifier.predict(heldout.images).argmax(axis=1)
     labels = heldout.labels.astype(int)
-    prior = card.get("fer2013_publictest")
-    wild = Confusion("wild_calibration", card["wild_calibration"], prior)
-    fer = Confusion("fer2013_publictest", card["fer2013_publictest"], prior)
+    wild = confusion(None, "wild_calibration")  # as the API corrects: the prior, rows at their effective sizes
+    fer = confusion(None, "fer2013_publictest")
 
     by_person = score("held-out identities (fold 0), each person a cluster", labels, predicted, heldout.identity, wild)
     by_face = score("held-out identities, each face its own image", labels, predicted, np.arange(len(labels)), wild)

@@ -109,26 +109,54 @@ def confusion_png(matrix: np.ndarray, path: Path | str, title: str = "") -> None
     cv2.imwrite(str(path), image)
 
 
+def effective_row_faces(labels: np.ndarray, predicted: np.ndarray, people: np.ndarray) -> list[float]:
+    """Per true class, how many independent faces its confusion-matrix row is worth, people as clusters.
+
+    One person's photos share their errors (one news anchor read as sad in 40 photos), so a row
+    counted from a few people's many photos knows less than its count says: its Kish effective
+    size, the same cluster-robust computation the statistics make for images (analysis.clustered).
+    """
+    from analysis.clustered import ClusterSums, raw_shares
+
+    sizes = []
+    for true_class in range(len(EMOTIONS)):
+        row = labels == true_class
+        if not row.any():
+            sizes.append(0.0)
+            continue
+        _, person = np.unique(people[row], return_inverse=True)
+        per_person = np.zeros((person.max() + 1, len(EMOTIONS)))
+        np.add.at(per_person, (person, predicted[row]), 1)
+        sizes.append(round(raw_shares(ClusterSums.from_image_counts(per_person)).effective_faces, 2))
+    return sizes
+
+
 def shipped_confusion_matrices(classifier: EmotionClassifier, fer2013: Path | str, wild: Path | str) -> dict:
     """The confusion matrices the model card ships (rows true, columns predicted, counts).
 
     `wild_calibration` is the matrix the statistics correct shares with (a fold never trained
     on); `wild_heldout` and `fer2013_publictest` are for reporting and for measuring how far a
-    correction carries from one set to another.
+    correction carries from one set to another. `effective_faces`: for the real-photo matrices,
+    each row's effective number of faces with people as clusters (`effective_row_faces`);
+    FER2013's faces are taken as independent.
     """
     from models.wild import load_wild
 
     public = load_split(fer2013, "PublicTest")
     faces = load_wild(wild)
     sets = {
-        "fer2013_publictest": (public.images, public.labels),
-        "wild_calibration": (faces.calibration().images, faces.calibration().labels),
-        "wild_heldout": (faces.heldout().images, faces.heldout().labels),
+        "fer2013_publictest": (public.images, public.labels, None),
+        "wild_calibration": (faces.calibration().images, faces.calibration().labels, faces.calibration().identity),
+        "wild_heldout": (faces.heldout().images, faces.heldout().labels, faces.heldout().identity),
     }
-    return {
-        name: confusion_matrix(labels, classifier.predict(images).argmax(1)).tolist()
-        for name, (images, labels) in sets.items()
-    }
+    matrices: dict = {}
+    effective: dict[str, list[float]] = {}
+    for name, (images, labels, people) in sets.items():
+        predicted = classifier.predict(images).argmax(1)
+        matrices[name] = confusion_matrix(labels, predicted).tolist()
+        if people is not None:
+            effective[name] = effective_row_faces(labels, predicted, people)
+    return {**matrices, "effective_faces": effective}
 
 
 def reliability_png(curves: dict[str, list[dict]], path: Path | str, title: str = "") -> None:

@@ -198,15 +198,41 @@ def test_the_shipped_card_is_read_by_path() -> None:
         confusion(None, "no_such_matrix")
 
 
+def test_rows_counted_from_few_people_weigh_their_effective_faces() -> None:
+    """The card's real-photo rows cluster by person (one person's photos share their errors): the shipped
+    calibration fold's 788 happy faces are worth 241 independent ones. Those rows then weigh less against
+    the prior, and the corrected intervals widen; FER2013's faces count as independent."""
+    shipped = confusion(None, "wild_calibration")
+    assert shipped.effective_faces is not None and confusion(None, "fer2013_publictest").effective_faces is None
+    totals = WILD.sum(axis=1)
+    assert np.all(shipped.row_counts.sum(axis=1) <= totals + 1e-9)
+    assert shipped.row_counts.sum(axis=1)[EMOTIONS.index("happy")] < totals[EMOTIONS.index("happy")] / 2
+    independent = Confusion("independent", WILD, FER)
+    rng = np.random.default_rng(8)
+    raw = raw_shares(sums_of(rng, SOCIAL / SOCIAL.sum(), independent.mean, 3000))
+    clustered, plain = corrected_shares([raw], shipped)[0], corrected_shares([raw], independent)[0]
+    assert clustered is not None and plain is not None
+    assert np.mean(clustered.high - clustered.low) > np.mean(plain.high - plain.low)
+
+
 def test_a_card_in_another_class_order_is_reordered(tmp_path) -> None:
     order = list(reversed(EMOTIONS))
     index = [EMOTIONS.index(name) for name in order]
-    card = {"confusion_matrices": {"order": order, "mine": WILD[np.ix_(index, index)].tolist(), "bad": [[1, 2]]}}
+    sizes = np.arange(1.0, 8.0)
+    card = {
+        "confusion_matrices": {
+            "order": order,
+            "mine": WILD[np.ix_(index, index)].tolist(),
+            "bad": [[1, 2]],
+            "effective_faces": {"mine": sizes[index].tolist(), "bad": [1, 2]},
+        }
+    }
     model = tmp_path / "other.keras"
     model.with_suffix(".json").write_text(json.dumps(card))
     found = matrices(model)
     assert set(found) == {"mine"}
     np.testing.assert_array_equal(found["mine"], WILD)
+    np.testing.assert_array_equal(confusion(model, "mine").effective_faces, sizes)
     with pytest.raises(CardError):
         matrices(tmp_path / "missing.keras")
 

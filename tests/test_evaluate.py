@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from core.vocabulary import EMOTIONS
-from models.evaluate import confusion_png, metrics
+from models.evaluate import confusion_png, effective_row_faces, metrics
 from models.weights import DEFAULT_MODEL_PATH, model_card_path
 from socialfer.cli import main
 
@@ -46,6 +46,18 @@ def test_masking_disgust_moves_its_votes_to_the_next_class() -> None:
     probs = one_hot([DISGUST], second=[ANGRY])
     assert metrics(labels, probs)["accuracy"] == 0.0
     assert metrics(labels, probs)["accuracy_without_disgust"] == 1.0
+
+
+def test_a_row_counted_from_two_peoples_photos_is_worth_what_two_people_say() -> None:
+    """40 angry faces, half read angry and half neutral: from 40 people that is 40 faces' worth; from two
+    people whose 20 photos each got one answer, it says what one pair of draws says (1 face's worth). The
+    independent case is 39, not 40: the cluster-robust variance's m / (m - 1) small-sample factor."""
+    labels = np.full(40, ANGRY)
+    predicted = np.r_[np.full(20, ANGRY), np.full(20, EMOTIONS.index("neutral"))]
+    independent = effective_row_faces(labels, predicted, np.arange(40).astype(str))
+    two_people = effective_row_faces(labels, predicted, np.r_[np.full(20, "a"), np.full(20, "b")])
+    assert independent[ANGRY] == pytest.approx(39) and two_people[ANGRY] == pytest.approx(1)
+    assert independent[HAPPY] == two_people[HAPPY] == 0.0  # no happy face: an empty row
 
 
 def test_confusion_png_is_written(tmp_path: Path) -> None:
