@@ -8,7 +8,8 @@ PrivateTest only report (`models/ship.py`).
 
 Two ways of mixing the sets, measured against each other on a short budget (BENCHMARKS.md):
 - `weight`: every face once per epoch, a wild face's loss counted `wild_weight` times;
-- `balanced`: every batch draws `wild_share` of its faces from the wild set (repeated as needed).
+- `balanced`: every batch draws `wild_share` of its faces from the wild set (repeated as needed),
+  its classes in proportion to n_c^(1 - `wild_class_balance`) (0: as the set has them).
 
 Besides the v2 augmentation (flip, shift, rotation, zoom, light, erasing) a face is often
 degraded as small faces in photos are: shrunk to 16-48 px and scaled back, blurred, or
@@ -58,6 +59,7 @@ class FinetuneConfig:
     mixing: str = "weight"  # one of MIXINGS
     wild_weight: float = 2.0  # mixing "weight": loss multiplier of a wild face
     wild_share: float = 0.3  # mixing "balanced": share of each batch drawn from the wild set
+    wild_class_balance: float = 0.0  # mixing "balanced": wild class c drawn in proportion to n_c^(1 - this)
     degrade_probability: float = 0.5  # chance of the shrink-and-scale-back; blur and JPEG each half that
     min_side: int = 16  # smallest side a face is shrunk to
     stages: tuple[tuple[int, int], ...] = DEFAULT_STAGES
@@ -137,6 +139,21 @@ def face_dataset(images: np.ndarray, labels: np.ndarray, weights: np.ndarray) ->
     return tf.data.Dataset.from_tensor_slices((x, y, weights.astype("float32")))
 
 
+def wild_class_shares(labels: np.ndarray, balance: float) -> dict[int, float]:
+    """Each present class's share of the wild draws: n_c^(1 - balance), normalised.
+
+    0 draws faces uniformly (classes as the set has them: half neutral, 40 % happy); 1 draws every
+    class equally (a fear face of the training folds' handful repeated hundreds of times an epoch);
+    0.5 is between: sad, disgust and surprise come about four times as often as uniformly.
+    """
+    if not 0.0 <= balance <= 1.0:
+        raise ValueError(f"wild_class_balance must be within [0, 1], got {balance}")
+    counts = np.bincount(labels, minlength=len(EMOTIONS)).astype(float)
+    weights = {int(c): counts[c] ** (1.0 - balance) for c in np.flatnonzero(counts)}
+    total = sum(weights.values())
+    return {c: w / total for c, w in weights.items()}
+
+
 def training_stream(mixed: MixedSet, cfg: FinetuneConfig, seed: int) -> tf.data.Dataset:
     """Endless augmented batches of (faces, one-hot labels, loss weights) mixed as `cfg.mixing` says."""
     if cfg.mixing not in MIXINGS:
@@ -146,13 +163,17 @@ def training_stream(mixed: MixedSet, cfg: FinetuneConfig, seed: int) -> tf.data.
         weights = np.where(wild, cfg.wild_weight, 1.0)
         faces = face_dataset(mixed.images, mixed.labels, weights).shuffle(len(mixed), seed=seed).repeat()
     else:
+        groups, shares = [~wild], [1 - cfg.wild_share]
+        for emotion, share in wild_class_shares(mixed.labels[wild], cfg.wild_class_balance).items():
+            groups.append(wild & (mixed.labels == emotion))
+            shares.append(cfg.wild_share * share)
         parts = [
             face_dataset(mixed.images[m], mixed.labels[m], np.ones(int(m.sum())))
             .shuffle(int(m.sum()), seed=seed + i)
             .repeat()
-            for i, m in enumerate((~wild, wild))
+            for i, m in enumerate(groups)
         ]
-        faces = tf.data.Dataset.sample_from_datasets(parts, [1 - cfg.wild_share, cfg.wild_share], seed=seed)
+        faces = tf.data.Dataset.sample_from_datasets(parts, shares, seed=seed)
     augment = augmenter(seed)
     return (
         faces.map(

@@ -139,6 +139,13 @@ def train(
 @click.option("--mixing", type=click.Choice(["weight", "balanced"]), default="weight", show_default=True)
 @click.option("--wild-weight", type=float, default=2.0, show_default=True, help="mixing=weight: a wild face's loss.")
 @click.option("--wild-share", type=float, default=0.3, show_default=True, help="mixing=balanced: wild share per batch.")
+@click.option(
+    "--wild-class-balance",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.0,
+    show_default=True,
+    help="mixing=balanced: draw wild class c in proportion to n_c^(1 - this); 0 as the set has them, 1 equally.",
+)
 @click.option("--seed", type=int, default=2026, show_default=True)
 @click.option("--limit", type=int, default=None, help="Use the first N faces of each set only (smoke runs).")
 def finetune(
@@ -153,6 +160,7 @@ def finetune(
     mixing: str,
     wild_weight: float,
     wild_share: float,
+    wild_class_balance: float,
     seed: int,
     limit: int | None,
 ) -> None:
@@ -172,6 +180,7 @@ def finetune(
         mixing=mixing,
         wild_weight=wild_weight,
         wild_share=wild_share,
+        wild_class_balance=wild_class_balance,
         seed=seed,
         limit=limit,
     )

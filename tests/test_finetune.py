@@ -17,7 +17,16 @@ import tensorflow as tf
 
 from models.architecture import build_emotion_cnn
 from models.classifier import EmotionClassifier
-from models.finetune import WILD_DOMAIN, FinetuneConfig, degrade, finetune, mixed_training_set, shrink_and_restore
+from models.finetune import (
+    WILD_DOMAIN,
+    FinetuneConfig,
+    degrade,
+    finetune,
+    mixed_training_set,
+    shrink_and_restore,
+    training_stream,
+    wild_class_shares,
+)
 from models.labels import EMOTIONS
 from models.resolution import shrink_and_restore as crop_like_shrink
 from models.ship import ship_finetuned
@@ -109,6 +118,24 @@ def test_degradation_matches_the_crop_of_a_small_face_and_keeps_range() -> None:
     assert all(np.abs(out[..., 0] - face).mean() > 5 for out in outputs)  # always shrunk at probability 1
     untouched = degrade(tf.constant(face[..., None], tf.float32), 0.0, 16).numpy()[..., 0]
     assert np.array_equal(untouched, face)
+
+
+def test_wild_class_balance_draws_rare_classes_more_often(tmp_path: Path) -> None:
+    labels = np.array([6] * 81 + [1] * 9 + [2] * 1)  # 81 neutral, 9 disgust, 1 fear; no other class
+    assert wild_class_shares(labels, 0.0) == pytest.approx({6: 81 / 91, 1: 9 / 91, 2: 1 / 91})
+    assert wild_class_shares(labels, 1.0) == pytest.approx({6: 1 / 3, 1: 1 / 3, 2: 1 / 3})
+    assert wild_class_shares(labels, 0.5) == pytest.approx({6: 9 / 13, 1: 3 / 13, 2: 1 / 13})
+    with pytest.raises(ValueError):
+        wild_class_shares(labels, 1.5)
+    # In the stream: with every batch wild, balance 1 draws the wild classes about equally.
+    fer, wild = synthetic_data(tmp_path)
+    mixed = mixed_training_set(fer, wild)
+    cfg = FinetuneConfig(fer, wild, tmp_path / "base.keras", tmp_path / "run", batch_size=64, mixing="balanced")
+    cfg.wild_share, cfg.wild_class_balance, cfg.degrade_probability = 1.0, 1.0, 0.0
+    drawn = np.concatenate([y.numpy().argmax(1) for _, y, _ in training_stream(mixed, cfg, seed=3).take(20)])
+    present = np.unique(mixed.labels[mixed.domain == WILD_DOMAIN])
+    shares = np.bincount(drawn, minlength=len(EMOTIONS))[present] / len(drawn)
+    assert np.allclose(shares, 1 / len(present), atol=0.05), shares
 
 
 @pytest.mark.parametrize("mixing", ["weight", "balanced"])
