@@ -29,7 +29,8 @@ RAW_METHOD = (
 )
 CORRECTED_METHOD = (
     "true shares estimated from the confusion matrix (constrained least squares on the simplex); "
-    "95 % percentile interval over replicates that redraw the matrix and the sampling error"
+    "95 % percentile interval over replicates that redraw the matrix (each row at its effective "
+    "number of faces, people as clusters) and the sampling error"
 )
 
 

@@ -29,7 +29,7 @@ from models.finetune import (
 )
 from models.labels import EMOTIONS
 from models.resolution import shrink_and_restore as crop_like_shrink
-from models.ship import ship_finetuned
+from models.ship import selection_score, ship_finetuned
 from models.weights import model_card_path
 from models.wild import CALIBRATION_FOLD, HELDOUT_FOLD, identity_fold, load_wild
 
@@ -118,6 +118,19 @@ def test_degradation_matches_the_crop_of_a_small_face_and_keeps_range() -> None:
     assert all(np.abs(out[..., 0] - face).mean() > 5 for out in outputs)  # always shrunk at probability 1
     untouched = degrade(tf.constant(face[..., None], tf.float32), 0.0, 16).numpy()[..., 0]
     assert np.array_equal(untouched, face)
+
+
+def test_selection_charges_share_distance_over_the_goal_tenfold() -> None:
+    def scores(recall: float, distance: float) -> dict:
+        return {
+            "fer2013_publictest": {"accuracy": 0.68},
+            "wild_calibration": {"macro_recall": recall, "share_distance": distance},
+        }
+
+    assert selection_score(scores(0.60, 0.06)) == pytest.approx(0.68 + 0.60 - 0.06)
+    # More recall bought with shares past the goal loses to a candidate within it.
+    assert selection_score(scores(0.70, 0.12)) == pytest.approx(0.68 + 0.70 - 0.12 - 10 * 0.02)
+    assert selection_score(scores(0.70, 0.12)) < selection_score(scores(0.60, 0.06))
 
 
 def test_wild_class_balance_draws_rare_classes_more_often(tmp_path: Path) -> None:
