@@ -33,6 +33,17 @@ wild_option = click.option(
 )
 
 
+def model_file_option(help_text: str):
+    """`--model PATH` (an existing model file) into `model_path`."""
+    return click.option(
+        "--model",
+        "model_path",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        default=None,
+        help=help_text,
+    )
+
+
 def cli_settings() -> Settings:
     """The settings from the environment; a bad value ends the command with what is wrong, not a traceback."""
     try:
@@ -197,13 +208,7 @@ def finetune(
 @main.command()
 @fer2013_option
 @wild_option
-@click.option(
-    "--model",
-    "model_path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=None,
-    help="Model file whose card is rewritten (default: the configured model).",
-)
+@model_file_option("Model file whose card is rewritten (default: the configured model).")
 def calibrate(data: Path | None, wild: Path | None, model_path: Path | None) -> None:
     """Fit a shipped model's calibration profiles again and rewrite its card's figures (weights untouched).
 
@@ -462,13 +467,7 @@ def redact(url: str) -> str:
 @click.option(
     "--split", type=click.Choice(["PrivateTest", "PublicTest", "Training"]), default="PrivateTest", show_default=True
 )
-@click.option(
-    "--model",
-    "model_path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=None,
-    help="Model file (default: the committed model).",
-)
+@model_file_option("Model file (default: the committed model).")
 @click.option(
     "--confusion-png",
     type=click.Path(dir_okay=False, path_type=Path),
