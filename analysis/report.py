@@ -23,6 +23,10 @@ from analysis.correction import Confusion, CorrectedShares, corrected_shares
 from core.vocabulary import EMOTIONS
 
 DIGITS = 6  # shares and bounds are rounded to this many decimals in answers
+# A matrix row measured from fewer (effective) faces than this leans on its prior (FER2013's confusions
+# of that expression, worth analysis.correction.PRIOR_FACES faces) for a quarter or more of its weight,
+# so its corrected share is named as resting partly on an assumption.
+THIN_ROW_FACES = 30
 RAW_METHOD = (
     "the classifier's shares; 95 % Wilson interval at the effective number of faces of a "
     "cluster-robust (images as clusters) linearised variance"
@@ -91,7 +95,16 @@ def method(confusion: Confusion | None, min_images: int, note: str | None = None
     """What the numbers are: the `statistics` block of an answer."""
     corrected: dict[str, Any] | None = None
     if confusion is not None:
-        corrected = {"matrix": confusion.name, "method": CORRECTED_METHOD, "replicates": confusion.replicates}
+        faces = confusion.row_counts.sum(axis=1)
+        corrected = {
+            "matrix": confusion.name,
+            "method": CORRECTED_METHOD,
+            "replicates": confusion.replicates,
+            "calibration_faces": {name: round(float(faces[i]), 1) for i, name in enumerate(EMOTIONS)},
+            "thin_rows": [name for i, name in enumerate(EMOTIONS) if faces[i] < THIN_ROW_FACES],
+            "thin_row_faces": THIN_ROW_FACES,
+            "prior_faces": confusion.prior_faces,
+        }
     return {
         "level": LEVEL,
         "min_images": min_images,

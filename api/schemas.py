@@ -724,6 +724,16 @@ class CorrectionMethod(Schema):
     matrix: str = Field(description="The model card's confusion matrix the shares were corrected with.")
     method: str
     replicates: int = Field(ge=1, description="Draws the corrected intervals come from.")
+    calibration_faces: dict[str, float] = Field(
+        description="Per emotion, the labelled faces its matrix row was measured from, at their effective number "
+        "(people as clusters); 0: the row is its prior alone (FER2013's confusions of that expression)."
+    )
+    thin_rows: list[str] = Field(
+        description="Emotions whose row is worth fewer than `thin_row_faces` faces: their corrected shares lean on "
+        "the prior (a quarter of the row's weight or more), an assumption the data could not check."
+    )
+    thin_row_faces: int = Field(ge=1, description="The threshold of `thin_rows`.")
+    prior_faces: float = Field(ge=0, description="What each row's prior (FER2013's row shape) weighs, in faces.")
 
 
 class StatisticsMethod(Schema):

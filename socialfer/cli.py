@@ -624,6 +624,10 @@ def stats_table(result: dict) -> str:
                     for cell in cells
                 )
             )
+        if statistics["corrected"]["thin_rows"]:
+            faces = statistics["corrected"]["calibration_faces"]
+            thin = ", ".join(f"{name} {faces[name]:g}" for name in statistics["corrected"]["thin_rows"])
+            lines.append(f"leaning on FER2013's confusions for want of labelled faces (faces of its own: {thin})")
     elif statistics.get("note"):
         lines += ["", statistics["note"]]
     lines += ["", "95 % intervals (images as clusters); corrected: see docs/statistics.md"]

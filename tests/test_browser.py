@@ -266,6 +266,8 @@ def test_dashboard_numbers_equal_the_api(page: Any, live: str, seeded: StatsData
     assert re.fullmatch(r"\d+\.\d–\d+\.\d % · 3", happy), happy  # 3 images with faces: the interval, not "50.0 %"
     assert "Not reliable yet: 3 images with faces, under the 30" in page.text_content("#emotion-chart")
     assert page.locator('.platform[data-platform="facebook"] .unreliable').count() == 1
+    # The shipped card's real-photo matrix has no fear face of its own: the chart says that correction is assumed.
+    assert "fear (0 faces)" in page.text_content("#emotion-chart .thin-rows")
     page.wait_for_function("[...document.querySelectorAll('#thumbnails img')].every((img) => img.naturalWidth > 0)")
     screenshot(page, "dashboard-seeded.png")
 

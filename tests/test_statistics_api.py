@@ -114,6 +114,12 @@ def test_the_matrix_parameter_and_a_missing_card(make_client, platforms: None, t
     wild = get(client, "/api/v1/stats", "Stats")
     fer = get(client, "/api/v1/stats?matrix=fer2013_publictest", "Stats")
     assert fer["statistics"]["corrected"]["matrix"] == "fer2013_publictest"
+    # Which corrections rest on the prior: the real-photo fold has no fear face, every FER2013 row is measured.
+    method = wild["statistics"]["corrected"]
+    assert set(method["calibration_faces"]) == set(EMOTIONS) and method["calibration_faces"]["fear"] == 0
+    assert "fear" in method["thin_rows"] and "happy" not in method["thin_rows"]
+    assert all(method["calibration_faces"][name] < method["thin_row_faces"] for name in method["thin_rows"])
+    assert fer["statistics"]["corrected"]["thin_rows"] == []
     assert fer["emotions"]["angry"]["corrected"] != wild["emotions"]["angry"]["corrected"]
     assert fer["emotions"]["angry"]["count"] == wild["emotions"]["angry"]["count"]
     response = client.get("/api/v1/stats?matrix=imagenet")

@@ -205,8 +205,22 @@
       items.push(el("span", {}, el("i", { class: "key-corrected" }), `≈ corrected for the classifier's errors (${statistics.corrected.matrix} matrix)`));
     }
     const parts = [el("div", { class: "legend" }, items)];
+    const thin = statistics.corrected ? thinRowsNote(statistics.corrected) : null;
+    if (thin) parts.push(thin);
     if (!summary.reliable) parts.unshift(unreliableNote(summary, statistics));
     return parts;
+  }
+
+  /** Which corrected shares rest mostly on an assumption: their matrix row had few labelled faces of its own. */
+  function thinRowsNote(corrected) {
+    if (!corrected.thin_rows.length) return null;
+    const rows = corrected.thin_rows.map((name) => `${name} (${corrected.calibration_faces[name]} faces)`).join(", ");
+    return el(
+      "p",
+      { class: "thin-rows" },
+      `The corrected ${rows} lean on FER2013's confusions (a prior worth ${corrected.prior_faces} faces): the calibration set has ` +
+        "too few such faces to check them (docs/statistics.md in the project).",
+    );
   }
 
   function unreliableNote(summary, statistics) {
