@@ -9,6 +9,7 @@ and of `models/`; the card is re-read when the file changes (a retrained model s
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -22,6 +23,7 @@ COMMITTED_MODEL = Path(__file__).resolve().parent.parent / "models" / "weights" 
 PRIOR_MATRIX = "fer2013_publictest"  # its rows shape the prior of every matrix's thin rows
 # The matrices the card ships (models/evaluate.py, shipped_confusion_matrices): what the API documents.
 SHIPPED_MATRICES = ("wild_calibration", "fer2013_publictest", "wild_heldout")
+EFFECTIVE_KEY = "effective_faces"  # models/evaluate.py, shipped_confusion_matrices
 
 
 class CardError(ValueError):
@@ -33,28 +35,46 @@ def card_path(model_path: Path | None) -> Path:
     return (model_path or COMMITTED_MODEL).with_suffix(".json")
 
 
+@dataclass(frozen=True)
+class CardMatrices:
+    """What the card's `confusion_matrices` holds, reordered to EMOTIONS: every K x K matrix, and per
+    matrix its rows' effective faces (`effective_faces`; a matrix it does not name counts faces as
+    independent)."""
+
+    matrices: dict[str, np.ndarray]
+    effective_faces: dict[str, np.ndarray]
+
+
 @lru_cache(maxsize=8)
-def read_matrices(path: Path, modified: int) -> dict[str, np.ndarray]:
-    """Every K x K matrix in the card's `confusion_matrices`, reordered to EMOTIONS; `modified` keys the cache."""
+def read_card_matrices(path: Path, modified: int) -> CardMatrices:
+    """The card's `confusion_matrices`, read and checked once per card version (`modified` keys the cache)."""
     try:
         section = json.loads(path.read_text(encoding="utf-8"))["confusion_matrices"]
         order = list(section.get("order", EMOTIONS))
         index = [order.index(name) for name in EMOTIONS]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise CardError(f"{path}: no readable confusion_matrices ({exc.__class__.__name__})") from None
-    found = {name: as_matrix(rows, len(order)) for name, rows in section.items() if name != "order"}
-    return {name: matrix[np.ix_(index, index)] for name, matrix in found.items() if matrix is not None}
+    size = len(order)
+    found = {
+        name: as_counts(rows, (size, size)) for name, rows in section.items() if name not in ("order", EFFECTIVE_KEY)
+    }
+    given = section.get(EFFECTIVE_KEY)
+    sizes = {name: as_counts(values, (size,)) for name, values in given.items()} if isinstance(given, dict) else {}
+    return CardMatrices(
+        {name: matrix[np.ix_(index, index)] for name, matrix in found.items() if matrix is not None},
+        {name: values[index] for name, values in sizes.items() if values is not None},
+    )
 
 
-def as_matrix(rows: object, size: int) -> np.ndarray | None:
-    """`rows` as a size x size matrix of finite non-negative counts, else None (the card's other keys)."""
+def as_counts(values: object, shape: tuple[int, ...]) -> np.ndarray | None:
+    """`values` as an array of `shape` of finite non-negative numbers, else None (the card's other keys)."""
     try:
-        matrix = np.asarray(rows, dtype=float)
+        array = np.asarray(values, dtype=float)
     except (TypeError, ValueError):
         return None
-    if matrix.shape != (size, size) or not np.isfinite(matrix).all() or (matrix < 0).any():
+    if array.shape != shape or not np.isfinite(array).all() or (array < 0).any():
         return None
-    return matrix
+    return array
 
 
 def matrices(model_path: Path | None) -> dict[str, np.ndarray]:
@@ -63,36 +83,14 @@ def matrices(model_path: Path | None) -> dict[str, np.ndarray]:
         modified = path.stat().st_mtime_ns
     except OSError:
         raise CardError(f"{path}: model card not found") from None
-    return read_matrices(path, modified)
-
-
-@lru_cache(maxsize=8)
-def read_effective_faces(path: Path, modified: int) -> dict[str, np.ndarray]:
-    """The card's `confusion_matrices.effective_faces`: per matrix, each row's effective faces (K numbers,
-    reordered to EMOTIONS); matrices it does not name, or a card without it, count faces as independent."""
-    try:
-        section = json.loads(path.read_text(encoding="utf-8"))["confusion_matrices"]
-        order = list(section.get("order", EMOTIONS))
-        index = [order.index(name) for name in EMOTIONS]
-        given = section.get("effective_faces", {})
-    except (OSError, ValueError, KeyError, TypeError):
-        return {}
-    found = {}
-    for name, sizes in given.items() if isinstance(given, dict) else ():
-        try:
-            values = np.asarray(sizes, dtype=float)
-        except (TypeError, ValueError):
-            continue
-        if values.shape == (len(order),) and np.isfinite(values).all() and (values >= 0).all():
-            found[name] = values[index]
-    return found
+    return read_card_matrices(path, modified).matrices
 
 
 @lru_cache(maxsize=16)
 def cached_confusion(path: Path, modified: int, name: str) -> Confusion:
-    available = read_matrices(path, modified)
-    effective = read_effective_faces(path, modified).get(name)
-    return Confusion(name, available[name], available.get(PRIOR_MATRIX), effective_faces=effective)
+    card = read_card_matrices(path, modified)
+    available = card.matrices
+    return Confusion(name, available[name], available.get(PRIOR_MATRIX), effective_faces=card.effective_faces.get(name))
 
 
 def confusion(model_path: Path | None, name: str) -> Confusion:
