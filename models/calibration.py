@@ -9,8 +9,9 @@ calibration set.
 
 One calibration cannot serve two kinds of faces: the model is under-confident on real
 photos (right 86 % of the time at a mean top probability of 0.75) and about right on
-FER2013, so a temperature fitted on both was wrong on each (ECE 0.06-0.07). A `Profile`
-holds the scaling and threshold fitted on one kind of face; the card ships one per kind.
+FER2013, so a temperature fitted on both was wrong on each (ECE 0.06-0.07). The model card
+ships a calibration profile per kind of face, a scaling and a threshold fitted on that kind
+(models/ship.py fits them, models/classifier.py applies them).
 """
 
 from __future__ import annotations

@@ -144,10 +144,11 @@ def shipped_confusion_matrices(classifier: EmotionClassifier, fer2013: Path | st
 
     public = load_split(fer2013, "PublicTest")
     faces = load_wild(wild)
+    calibration, heldout = faces.calibration(), faces.heldout()
     sets = {
         "fer2013_publictest": (public.images, public.labels, None),
-        "wild_calibration": (faces.calibration().images, faces.calibration().labels, faces.calibration().identity),
-        "wild_heldout": (faces.heldout().images, faces.heldout().labels, faces.heldout().identity),
+        "wild_calibration": (calibration.images, calibration.labels, calibration.identity),
+        "wild_heldout": (heldout.images, heldout.labels, heldout.identity),
     }
     matrices: dict = {}
     effective: dict[str, list[float]] = {}
