@@ -1,18 +1,24 @@
 """Populations with known truth, to check the intervals by simulation (bench/statistics_coverage.py, tests).
 
-One draw is one analyst's world: the true confusion matrix is the measured one (its rows as
-proportions; a row without faces, such as fear in the real-photo calibration fold, drawn
-afresh from the prior the analyst assumes for it), the calibration faces the analyst measures
-it with (as many per true class as the measured matrix had, classified by the true matrix),
-and a sample of images whose faces have known true expressions. Faces cluster: each image has its own mix of
-expressions, drawn around the population's shares (`image_concentration`: lower is more alike
-within an image), and a varying number of faces. Each face is classified by the true matrix.
-The raw intervals must cover the shares the classifier gives on the population (M^T pi), the
-corrected ones the true shares pi.
+One draw is one analyst's world: a true confusion matrix, the matrix the analyst corrects
+with, and a sample of images whose faces have known true expressions. Two kinds of world:
+
+- `coverage_given_card`, the check of the claim the API makes: the analyst has the card (its
+  counts, effective sizes and prior, fixed) and the true matrix is any the card allows, drawn
+  from its posterior in each world;
+- `coverage`, a stress test: the true matrix is the counts' own proportions (a row without
+  faces drawn from the prior) and the analyst's calibration faces are measured again in each
+  world (as many per true class as the counts had, classified by the true matrix).
+
+Faces cluster: each image has its own mix of expressions, drawn around the population's
+shares (`image_concentration`: lower is more alike within an image), and a varying number of
+faces. Each face is classified by the true matrix. The raw intervals must cover the shares
+the classifier gives on the population (M^T pi), the corrected ones the true shares pi.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,24 +79,60 @@ def coverage(
     seed: int = 6,
     prior_faces: float = PRIOR_FACES,
 ) -> Coverage:
-    """Run `draws` worlds of `scenario` with a calibration set shaped like `calibration_counts`."""
+    """Worlds whose true matrix is the measured one, each re-measured with a calibration set of its row sizes.
+
+    The frequentist stress test: the truth held at the counts' own proportions (a row without
+    faces drawn from the prior), the analyst's calibration faces drawn again in every world. A
+    thin row's prior then pulls each estimate the same way, towards the prior's shape and away
+    from the truth fixed at the counts: this measures what that pull costs if the counts'
+    proportions are exactly right.
+    """
     rng = np.random.default_rng(seed)
     row_sizes = np.asarray(calibration_counts, dtype=float).sum(axis=1)
     row_totals = np.rint(row_sizes).astype(int)  # effective sizes need not be whole faces
     measured = row_totals > 0
     prior = Confusion("prior", np.zeros_like(calibration_counts, dtype=float), prior_counts, prior_faces).concentration
+
+    def world(draw: int) -> tuple[np.ndarray, Confusion, int]:
+        truth = np.where(measured[:, None], calibration_counts / np.maximum(row_sizes, 1e-12)[:, None], 0.0)
+        truth[~measured] = draw_rows(rng, prior[~measured])
+        calibration = np.array([rng.multinomial(total, row) for total, row in zip(row_totals, truth, strict=True)])
+        return truth, Confusion("measured", calibration, prior_counts, prior_faces, seed=seed * 100_000 + draw), 0
+
+    return tally(scenario, draws, rng, world)
+
+
+def coverage_given_card(
+    scenario: Scenario, confusion: Confusion, draws: int, seed: int = 6, corrected_with: Confusion | None = None
+) -> Coverage:
+    """Worlds as an analyst with this card is in them: the card fixed, the true matrix unknown.
+
+    `confusion` is what the API corrects with (the card's counts at their effective sizes and
+    the prior); each world draws its true matrix from that posterior, which is the claim the
+    corrected interval makes: given the card, the truth lies here 95 % of the time. Every row
+    is treated alike, a row without faces being the prior alone. Each world's faces get their
+    own sampling stream, as different sets of faces get different ones in the API.
+    `corrected_with`: correct with another matrix than the card's (tests: one that claims to know more).
+    """
+    rng = np.random.default_rng(seed)
+    analyst = corrected_with or confusion
+    return tally(scenario, draws, rng, lambda draw: (draw_rows(rng, confusion.concentration), analyst, draw))
+
+
+World = Callable[[int], tuple[np.ndarray, Confusion, int]]
+
+
+def tally(scenario: Scenario, draws: int, rng: np.random.Generator, world: World) -> Coverage:
+    """`draws` worlds (`world(draw)`: the true matrix, the matrix the analyst corrects with, the sampling
+    stream), each a sample of `scenario`'s images classified through the true matrix, raw and corrected."""
     truth = scenario.true_shares
     raw_hits, corrected_hits, corrected_errors, raw_errors, raw_widths, corrected_widths = ([] for _ in range(6))
     for draw in range(draws):
-        world = np.where(measured[:, None], calibration_counts / np.maximum(row_sizes, 1e-12)[:, None], 0.0)
-        world[~measured] = draw_rows(rng, prior[~measured])
-        calibration = np.array([rng.multinomial(total, row) for total, row in zip(row_totals, world, strict=True)])
-        confusion = Confusion("measured", calibration, prior_counts, prior_faces, seed=seed * 100_000 + draw)
-        sums = ClusterSums.from_image_counts(classify(rng, draw_images(rng, scenario), world))
-        raw = raw_shares(sums)
-        corrected = corrected_shares([raw], confusion)[0]
+        matrix, confusion, stream = world(draw)
+        raw = raw_shares(ClusterSums.from_image_counts(classify(rng, draw_images(rng, scenario), matrix)))
+        corrected = corrected_shares([raw], confusion, streams=[stream])[0]
         assert corrected is not None
-        classified_truth = world.T @ truth
+        classified_truth = matrix.T @ truth
         raw_hits.append((raw.low <= classified_truth) & (classified_truth <= raw.high))
         corrected_hits.append((corrected.low <= truth) & (truth <= corrected.high))
         corrected_errors.append(corrected.share - truth)

@@ -14,7 +14,7 @@ from analysis.clustered import ClusterSums, raw_shares, share_covariance, wilson
 from analysis.compare import bootstrap_p_values, holm, raw_differences
 from analysis.correction import Confusion, correct, corrected_shares, equality_solution, simplex_least_squares
 from analysis.report import comparison, with_intervals
-from analysis.simulation import Scenario, classify, coverage, draw_images
+from analysis.simulation import Scenario, classify, coverage, coverage_given_card, draw_images
 from core.vocabulary import EMOTIONS
 from models.weights import DEFAULT_MODEL_PATH
 
@@ -167,6 +167,27 @@ def test_fast_coverage_on_a_well_measured_matrix() -> None:
     assert np.all((result.raw_covered >= 0.88) & (result.raw_covered <= 0.995)), result.raw_covered
     assert np.all((result.corrected_covered >= 0.88) & (result.corrected_covered <= 0.995)), result.corrected_covered
     assert np.all(np.abs(result.corrected_bias) < 0.01), result.corrected_bias
+
+
+def test_fast_coverage_given_the_shipped_card() -> None:
+    """The bench's check on the API's own real-photo correction (effective sizes, the prior, fear without
+    faces): 150 worlds whose true matrix the card allows; every interval holds its target in 88-99.5 %."""
+    result = coverage_given_card(
+        Scenario("social", SOCIAL / SOCIAL.sum(), 300, 1.5, 3.0), confusion(None, "wild_calibration"), 150, 13
+    )
+    assert np.all((result.raw_covered >= 0.88) & (result.raw_covered <= 0.995)), result.raw_covered
+    assert np.all((result.corrected_covered >= 0.88) & (result.corrected_covered <= 0.995)), result.corrected_covered
+    assert np.all(np.abs(result.corrected_bias) < 0.01), result.corrected_bias
+
+
+def test_a_card_that_claims_too_much_fails_the_check() -> None:
+    """What the check catches: corrected intervals that take a thin matrix (the real-photo counts) as known
+    to a hundred times its faces miss the truth the thin matrix allows far more than 5 % of the time."""
+    thin = confusion(None, "wild_calibration")
+    overconfident = Confusion("overconfident", thin.row_counts * 100, FER, prior_faces=1000)
+    scenario = Scenario("social", SOCIAL / SOCIAL.sum(), 300, 1.5, 3.0)
+    result = coverage_given_card(scenario, thin, 150, 14, corrected_with=overconfident)
+    assert result.corrected_covered.mean() < 0.9 and result.corrected_covered.min() < 0.8, result.corrected_covered
 
 
 def test_the_correction_removes_a_classifiers_pull_towards_neutral() -> None:
