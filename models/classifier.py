@@ -18,7 +18,10 @@ OUTPUT_LAYER = "emotion"  # the softmax stays float32 whatever the compute preci
 
 
 def with_compute_dtype(model: keras.Model, policy: str) -> keras.Model:
-    """A copy of `model` whose layers compute in `policy` (weights identical, softmax kept float32)."""
+    """A copy of `model` whose layers compute in `policy` (weights identical, softmax kept float32).
+
+    Nested models (an ensemble's members, models/ensemble.py) are cloned layer by layer too.
+    """
     if policy == "float32":
         return model
 
@@ -28,7 +31,7 @@ def with_compute_dtype(model: keras.Model, policy: str) -> keras.Model:
             config["dtype"] = policy
         return layer.__class__.from_config(config)
 
-    clone = keras.models.clone_model(model, clone_function=clone_layer)
+    clone = keras.models.clone_model(model, clone_function=clone_layer, recursive=True)
     clone.set_weights(model.get_weights())
     return clone
 

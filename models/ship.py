@@ -40,6 +40,7 @@ from models.calibration import (
 )
 from models.classifier import EmotionClassifier, read_card
 from models.data import file_sha256, load_split
+from models.ensemble import MAX_PASSES, build_ensemble, member_name, member_subsets
 from models.evaluate import metrics, shipped_confusion_matrices
 from models.finetune import FinetuneConfig, averaged_candidate, mixed_training_set
 from models.hardware import resolve_precision
@@ -106,14 +107,27 @@ def choosing_scores(classifier: EmotionClassifier, sets: dict[str, LabelledFaces
     return out
 
 
-def choose(candidates: dict[str, keras.Model], scratch: Path, output: Path, sets: dict[str, LabelledFaces]) -> dict:
-    """Save the best candidate by `selection_score` on the choosing sets to `output`, with its flip mode."""
+def choose(
+    candidates: dict[str, keras.Model],
+    scratch: Path,
+    output: Path,
+    sets: dict[str, LabelledFaces],
+    passes: dict[str, int] | None = None,
+) -> dict:
+    """Save the best candidate by `selection_score` on the choosing sets to `output`, with its flip mode.
+
+    `passes`: net evaluations per face of each candidate in one pass (an ensemble's members); a
+    configuration costing more than `MAX_PASSES` (flip averaging doubles it) is not tried.
+    """
     tried: dict[str, dict] = {}
     best, best_flip, best_score = "", False, -np.inf
     for name, net in candidates.items():
+        flips = [flip for flip in (False, True) if (passes or {}).get(name, 1) * (1 + flip) <= MAX_PASSES]
+        if not flips:
+            continue
         net.save(scratch)
         classifier = EmotionClassifier(scratch, temperature=1.0)
-        for flip in (False, True):
+        for flip in flips:
             classifier.flip_tta = flip
             scores = choosing_scores(classifier, sets)
             key = f"{name}, {'flip averaging' if flip else 'one pass'}"
@@ -292,35 +306,83 @@ def ship_finetuned(cfg: FinetuneConfig, output: Path, average_counts: Sequence[i
     choosing = evaluation_sets(cfg.data, cfg.wild, CHOOSING_SETS)
     selection = choose(candidates, cfg.run_dir / "candidate.keras", output, choosing)
     figures = calibrate_and_report(output, cfg.data, cfg.wild, selection["flip_tta"])
-    net = keras.models.load_model(output, compile=False)
     base_card = read_card(cfg.base_model)
     card = {
+        **card_header(output, cfg.data, cfg.wild),
+        "recipe": "fine-tuned from the base model on FER2013 Training + wild folds 1-3 (models/finetune.py)",
+        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
+        "epochs": state["epoch"],
+        "wall_time_s": round(state["elapsed_s"], 1),
+        "base_model": {key: base_card.get(key) for key in BASE_CARD_KEYS},
+        "selection": selection_entry(selection),
+        **accuracy_entries(figures),
+        "inference": {"flip_tta": selection["flip_tta"], "precision": resolve_precision("auto")},
+        **figures,
+    }
+    model_card_path(output).write_text(json.dumps(card, indent=2) + "\n")
+    return card
+
+
+def card_header(output: Path, fer2013: Path | str, wild: Path | str) -> dict:
+    """The card's first entries: what the file is, what it was made from, by which command, where."""
+    net = keras.models.load_model(output, compile=False)
+    fer2013, wild = Path(fer2013), Path(wild)
+    return {
         "model": output.name,
         "architecture": net.name,
         "parameters": net.count_params(),
         "classes": list(EMOTIONS),
         "input": "48x48 uint8 grayscale face crop (see models/crops.py)",
-        "data_file": cfg.data.name,
-        "data_sha256": file_sha256(cfg.data),
-        "wild_file": cfg.wild.name,
-        "wild_sha256": file_sha256(cfg.wild),
+        "data_file": fer2013.name,
+        "data_sha256": file_sha256(fer2013),
+        "wild_file": wild.name,
+        "wild_sha256": file_sha256(wild),
         "command": " ".join(shlex.quote(a) for a in sys.argv),
-        "recipe": "fine-tuned from the base model on FER2013 Training + wild folds 1-3 (models/finetune.py)",
-        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
-        "epochs": state["epoch"],
-        "wall_time_s": round(state["elapsed_s"], 1),
         "hardware": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cpus",
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
-        "base_model": {key: base_card.get(key) for key in BASE_CARD_KEYS},
-        "selection": {
-            "rule": (
-                "PublicTest accuracy + calibration-fold macro recall - calibration-fold share distance "
-                f"- {SHARE_PENALTY:g} x its excess over {SHARE_DISTANCE_GOAL:g}"
-            ),
-            "chosen": selection["chosen"],
-            "score": selection["score"],
-            "tried": {name: round(entry["score"], 4) for name, entry in selection["tried"].items()},
+    }
+
+
+def selection_entry(selection: dict) -> dict:
+    return {
+        "rule": (
+            "PublicTest accuracy + calibration-fold macro recall - calibration-fold share distance "
+            f"- {SHARE_PENALTY:g} x its excess over {SHARE_DISTANCE_GOAL:g}"
+        ),
+        "chosen": selection["chosen"],
+        "score": selection["score"],
+        "tried": {name: round(entry["score"], 4) for name, entry in selection["tried"].items()},
+    }
+
+
+def ship_ensemble(member_paths: Sequence[Path], output: Path, fer2013: Path | str, wild: Path | str) -> dict:
+    """Choose the members and flip mode of an ensemble on the choosing sets, calibrate it, write it and its card.
+
+    Every non-empty subset of the members is a candidate (one member alone is a candidate too,
+    so an ensemble that does not pay is not shipped), each in the flip modes `MAX_PASSES` allows.
+    """
+    names = [member_name(path) for path in member_paths]
+    if len(set(names)) != len(names):
+        raise ValueError(f"members need distinct names (run directory/file): {names}")
+    nets = {name: keras.models.load_model(path, compile=False) for name, path in zip(names, member_paths, strict=True)}
+    subsets = member_subsets(names)
+    candidates = {" + ".join(subset): build_ensemble([nets[name] for name in subset]) for subset in subsets}
+    passes = {" + ".join(subset): len(subset) for subset in subsets}
+    output.parent.mkdir(parents=True, exist_ok=True)
+    choosing = evaluation_sets(fer2013, wild, CHOOSING_SETS)
+    selection = choose(candidates, output.with_name(f"{output.stem}.candidate.keras"), output, choosing, passes)
+    figures = calibrate_and_report(output, fer2013, wild, selection["flip_tta"])
+    chosen = selection["chosen"].rsplit(", ", 1)[0].split(" + ")
+    card = {
+        **card_header(output, fer2013, wild),
+        "recipe": "the mean of the members' probabilities (models/ensemble.py); members chosen on the choosing sets",
+        "members": {
+            name: {key: read_card(path).get(key) for key in BASE_CARD_KEYS}
+            for name, path in zip(names, member_paths, strict=True)
+            if name in chosen
         },
+        "max_passes": MAX_PASSES,
+        "selection": selection_entry(selection),
         **accuracy_entries(figures),
         "inference": {"flip_tta": selection["flip_tta"], "precision": resolve_precision("auto")},
         **figures,

@@ -208,6 +208,29 @@ def finetune(
 @main.command()
 @fer2013_option
 @wild_option
+@click.argument("members", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Where the ensemble and its card are written.",
+)
+def ensemble(data: Path | None, wild: Path | None, members: tuple[Path, ...], output: Path) -> None:
+    """Average trained nets (MEMBERS: .keras files) into one model; choose members and flip mode, calibrate, write.
+
+    Every subset of the members is tried, within the speed floor (models/ensemble.py), and
+    chosen by the selection score on PublicTest and the wild calibration fold (models/ship.py).
+    """
+    from models.ship import ship_ensemble
+    from models.wild import DEFAULT_WILD_PATH
+
+    card = ship_ensemble(list(members), output, data or fer2013_path(cli_settings()), wild or DEFAULT_WILD_PATH)
+    click.echo(json.dumps({key: card[key] for key in ("selection", "inference")}, indent=2))
+
+
+@main.command()
+@fer2013_option
+@wild_option
 @model_file_option("Model file whose card is rewritten (default: the configured model).")
 def calibrate(data: Path | None, wild: Path | None, model_path: Path | None) -> None:
     """Fit a shipped model's calibration profiles again and rewrite its card's figures (weights untouched).

@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from models.architecture import build_emotion_cnn
 from models.classifier import EmotionClassifier
+from models.ensemble import build_ensemble, member_name
 from models.finetune import (
     WILD_DOMAIN,
     FinetuneConfig,
@@ -29,7 +30,7 @@ from models.finetune import (
 )
 from models.labels import EMOTIONS
 from models.resolution import shrink_and_restore as crop_like_shrink
-from models.ship import selection_score, ship_finetuned
+from models.ship import selection_score, ship_ensemble, ship_finetuned
 from models.weights import model_card_path
 from models.wild import CALIBRATION_FOLD, HELDOUT_FOLD, identity_fold, load_wild
 
@@ -187,3 +188,37 @@ def test_a_tiny_fine_tune_resumes_and_ships_a_calibrated_model_with_its_card(tmp
     assert classifier.abstain_below == card["abstention"]["threshold"]
     assert classifier.flip_tta == card["inference"]["flip_tta"]
     assert not (cfg.run_dir / "candidate.keras").exists()
+
+
+def test_an_ensemble_is_the_mean_of_its_members_and_ships_within_the_speed_floor(tmp_path: Path) -> None:
+    """models/ensemble.py: one file whose output is the members' mean probability, in every precision; the
+    shipped choice is among member subsets, never one whose passes per face exceed MAX_PASSES."""
+    fer, wild = synthetic_data(tmp_path)
+    stages = ((8, 1), (16, 1))
+    keras.mixed_precision.set_global_policy("float32")
+    paths = []
+    for seed in range(3):
+        keras.utils.set_random_seed(seed)
+        path = tmp_path / f"run_{seed}" / "emotion_cnn.keras"
+        path.parent.mkdir()
+        build_emotion_cnn(stages).save(path)
+        paths.append(path)
+    members = [keras.models.load_model(path, compile=False) for path in paths]
+    faces = np.random.default_rng(1).integers(0, 256, (16, 48, 48, 1)).astype("float32")
+    ensemble = build_ensemble(members[:2])
+    expected = (members[0](faces).numpy() + members[1](faces).numpy()) / 2
+    assert np.allclose(ensemble(faces).numpy(), expected, atol=1e-6)
+    ensemble.save(tmp_path / "pair.keras")
+    bfloat16 = EmotionClassifier(tmp_path / "pair.keras", precision="mixed_bfloat16", flip_tta=False, temperature=1.0)
+    assert np.allclose(bfloat16.predict(faces[..., 0].astype(np.uint8)), expected, atol=0.02)
+
+    output = tmp_path / "shipped" / "ensemble.keras"
+    card = ship_ensemble(paths, output, fer, wild)
+    tried = card["selection"]["tried"]
+    assert "run_0/emotion_cnn.keras + run_1/emotion_cnn.keras + run_2/emotion_cnn.keras, one pass" in tried
+    assert not any(key.endswith("flip averaging") and key.count(" + ") == 2 for key in tried)  # 6 passes > 4
+    assert len(tried) == 1 + 2 * 3 + 2 * 3  # the triple in one pass; the pairs and singles in both modes
+    assert set(card["members"]) <= {member_name(path) for path in paths} and card["members"]
+    classifier = EmotionClassifier(output)
+    assert classifier.flip_tta == card["inference"]["flip_tta"]
+    assert not output.with_name("ensemble.candidate.keras").exists()
