@@ -123,20 +123,26 @@ class Confusion:
         Dirichlet(effective faces x shares + 1/2): the posterior of the shares under Jeffreys'
         prior at the set's effective sample size, so an emotion seen 0 times in 8 faces still
         varies (a normal draw would pin it at 0). The effective size is one number for all
-        emotions, so each emotion's deviations are then scaled to its own cluster-robust
-        variance: up for an emotion that clusters more than the others, down for one that
-        clusters less (stretching only, as before, made the corrected intervals cover up to
-        97-98 % in simulation). An emotion without a cluster-robust variance (never seen, or
-        a single image) keeps the Dirichlet's spread.
+        emotions, so each emotion's deviations are then scaled by the square root of its own
+        design effect over the set's (each floored at 1, as the raw intervals floor it): up for
+        an emotion that clusters more than the others, down for one that clusters less.
+        Design effects are compared with design effects: scaling to the plug-in cluster-robust
+        variance itself (before 2026-12-01) also took away the extra spread Jeffreys' prior
+        gives an emotion seen a few times, and the corrected intervals of rare emotions missed
+        high (truth above the interval) three to four times as often as low. An emotion without
+        a design effect (never seen, or a single image) keeps the Dirichlet's spread.
         """
         rng = np.random.default_rng([self.seed, 2, stream])
         alpha = raw.effective_faces * raw.share + JEFFREYS
         gammas = rng.standard_gamma(alpha, size=(self.replicates, len(alpha)))
         draws = gammas / gammas.sum(axis=1, keepdims=True)
-        total = alpha.sum()
-        mean, variance = alpha / total, alpha * (total - alpha) / (total**2 * (total + 1))
+        mean = alpha / alpha.sum()
         clustered = np.diag(raw.covariance)
-        stretch = np.sqrt(np.where(clustered > 0, clustered / variance, 1.0))
+        independent = raw.share * (1 - raw.share) / max(raw.faces, 1.0)
+        known = (independent > 0) & (clustered > 0)
+        own = np.maximum(np.divide(clustered, independent, out=np.ones_like(clustered), where=known), 1.0)
+        overall = raw.faces / max(raw.effective_faces, 1e-12)
+        stretch = np.where(known, np.sqrt(own / overall), 1.0)
         return mean + (draws - mean) * stretch
 
 
