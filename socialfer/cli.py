@@ -157,6 +157,13 @@ def train(
     show_default=True,
     help="mixing=balanced: draw wild class c in proportion to n_c^(1 - this); 0 as the set has them, 1 equally.",
 )
+@click.option(
+    "--degrade-probability",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.5,
+    show_default=True,
+    help="Chance a face is shrunk (16-48 px) and scaled back; blur and JPEG each half that.",
+)
 @click.option("--seed", type=int, default=2026, show_default=True)
 @click.option("--limit", type=int, default=None, help="Use the first N faces of each set only (smoke runs).")
 def finetune(
@@ -172,6 +179,7 @@ def finetune(
     wild_weight: float,
     wild_share: float,
     wild_class_balance: float,
+    degrade_probability: float,
     seed: int,
     limit: int | None,
 ) -> None:
@@ -192,6 +200,7 @@ def finetune(
         wild_weight=wild_weight,
         wild_share=wild_share,
         wild_class_balance=wild_class_balance,
+        degrade_probability=degrade_probability,
         seed=seed,
         limit=limit,
     )
