@@ -22,7 +22,7 @@ from pathlib import Path
 import keras
 from keras import layers
 
-from models.labels import FACE_SIZE
+from models.labels import EMOTIONS, FACE_SIZE
 
 MAX_PASSES = 4  # net evaluations per face: members x (2 with flip averaging, else 1)
 OUTPUT_LAYER = "emotion"
@@ -32,6 +32,13 @@ def build_ensemble(members: Sequence[keras.Model], name: str = "emotion_cnn_ense
     """One model whose output is the mean of the members' probabilities (each member a nested copy)."""
     if not members:
         raise ValueError("an ensemble needs at least one member")
+    for index, member in enumerate(members):
+        shapes = (tuple(member.input_shape[1:]), tuple(member.output_shape[1:]))
+        if shapes != ((FACE_SIZE, FACE_SIZE, 1), (len(EMOTIONS),)):
+            raise ValueError(
+                f"member {index} ({member.name}) maps {shapes[0]} to {shapes[1]}: an expression net maps "
+                f"({FACE_SIZE}, {FACE_SIZE}, 1) faces to {len(EMOTIONS)} probabilities"
+            )
     inputs = keras.Input((FACE_SIZE, FACE_SIZE, 1), name="face")
     outputs = []
     for index, member in enumerate(members):

@@ -222,3 +222,12 @@ def test_an_ensemble_is_the_mean_of_its_members_and_ships_within_the_speed_floor
     classifier = EmotionClassifier(output)
     assert classifier.flip_tta == card["inference"]["flip_tta"]
     assert not output.with_name("ensemble.candidate.keras").exists()
+
+
+def test_an_ensemble_refuses_a_member_that_is_not_an_expression_net() -> None:
+    inputs = keras.Input((64, 64, 3))
+    other = keras.Model(inputs, keras.layers.Dense(7, activation="softmax")(keras.layers.Flatten()(inputs)))
+    with pytest.raises(ValueError, match="member 1"):
+        build_ensemble([build_emotion_cnn(((8, 1),)), other])
+    with pytest.raises(ValueError, match="at least one member"):
+        build_ensemble([])
