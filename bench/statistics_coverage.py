@@ -23,6 +23,7 @@
     python bench/statistics_coverage.py --quick      # 200 draws
     python bench/statistics_coverage.py --no-real    # simulation only (no TensorFlow)
     python bench/statistics_coverage.py --no-stress  # without the stress test
+    python bench/statistics_coverage.py --sweep      # the check by set size, 40-400 images (a table)
 
 Exits 1 if a check fails. Nothing is chosen here: the held-out fold and PrivateTest are only scored.
 """
@@ -122,6 +123,25 @@ def stress(card: dict[str, np.ndarray], draws: int) -> None:
             report(title, scenario, result, time.perf_counter() - started)
 
 
+SWEEP_IMAGES = (40, 60, 100, 150, 200, 400)
+
+
+def sweep(card: dict[str, np.ndarray], draws: int) -> None:
+    """The check at every set size of SWEEP_IMAGES: the least and most covered emotion and the largest bias."""
+    columns = [(name, mix) for name in ("wild_calibration", "fer2013_publictest") for mix in ("social", "news")]
+    mixes = {"social": SOCIAL / SOCIAL.sum(), "news": news_mix(card["wild_calibration"])}
+    print("\n| images | " + " | ".join(f"{name}, {mix}" for name, mix in columns) + " |")
+    print("| --- |" + " --- |" * len(columns))
+    for images in SWEEP_IMAGES:
+        cells = []
+        for name, mix in columns:
+            scenario = Scenario(f"{mix}, {images}", mixes[mix], images, 1.5, 3.0)
+            result = coverage_given_card(scenario, confusion(None, name), draws)
+            covered = result.corrected_covered * 100
+            cells.append(f"{covered.min():.1f}–{covered.max():.1f}, {np.abs(result.corrected_bias).max() * 100:.2f}")
+        print(f"| {images} | " + " | ".join(cells) + " |", flush=True)
+
+
 def set_sums(predicted: np.ndarray, clusters: np.ndarray) -> ClusterSums:
     """The predictions of a labelled set as an analysed set whose images are `clusters`."""
     _, cluster = np.unique(clusters, return_inverse=True)
@@ -191,9 +211,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="200 draws")
     parser.add_argument("--no-stress", action="store_true", help="skip the stress test")
     parser.add_argument("--no-real", action="store_true", help="skip the real labels (no TensorFlow)")
+    parser.add_argument("--sweep", action="store_true", help="only the check's coverage by set size (a table)")
     args = parser.parse_args()
     draws = 200 if args.quick else args.draws
     card = matrices(None)
+    if args.sweep:
+        sweep(card, draws)
+        return
     started = time.perf_counter()
     simulated = simulate(card, draws)
     if not args.no_stress:
