@@ -127,10 +127,12 @@ class Confusion:
         design effect over the set's (each floored at 1, as the raw intervals floor it): up for
         an emotion that clusters more than the others, down for one that clusters less.
         Design effects are compared with design effects: scaling to the plug-in cluster-robust
-        variance itself (before 2026-12-01) also took away the extra spread Jeffreys' prior
-        gives an emotion seen a few times, and the corrected intervals of rare emotions missed
-        high (truth above the interval) three to four times as often as low. An emotion without
-        a design effect (never seen, or a single image) keeps the Dirichlet's spread.
+        variance itself (before 2026-12-01) also took away part of the extra spread Jeffreys'
+        prior gives an emotion seen a few times (a share's plug-in variance is Wald's, too
+        small when the share was seen a few times). The misses stay lopsided: in simulation the
+        truth lies above a rarer emotion's interval two to seven times as often as below
+        (BENCHMARKS.md). An emotion without a design effect (never seen, or a single image)
+        keeps the Dirichlet's spread.
         """
         rng = np.random.default_rng([self.seed, 2, stream])
         alpha = raw.effective_faces * raw.share + JEFFREYS
