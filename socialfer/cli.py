@@ -44,6 +44,11 @@ def model_file_option(help_text: str):
     )
 
 
+def fraction_option(flag: str, default: float, help_text: str):
+    """An option taking a number from 0 to 1."""
+    return click.option(flag, type=click.FloatRange(0.0, 1.0), default=default, show_default=True, help=help_text)
+
+
 def cli_settings() -> Settings:
     """The settings from the environment; a bad value ends the command with what is wrong, not a traceback."""
     try:
@@ -150,19 +155,13 @@ def train(
 @click.option("--mixing", type=click.Choice(["weight", "balanced"]), default="weight", show_default=True)
 @click.option("--wild-weight", type=float, default=2.0, show_default=True, help="mixing=weight: a wild face's loss.")
 @click.option("--wild-share", type=float, default=0.3, show_default=True, help="mixing=balanced: wild share per batch.")
-@click.option(
+@fraction_option(
     "--wild-class-balance",
-    type=click.FloatRange(0.0, 1.0),
-    default=0.0,
-    show_default=True,
-    help="mixing=balanced: draw wild class c in proportion to n_c^(1 - this); 0 as the set has them, 1 equally.",
+    0.0,
+    "mixing=balanced: draw wild class c in proportion to n_c^(1 - this); 0 as the set has them, 1 equally.",
 )
-@click.option(
-    "--degrade-probability",
-    type=click.FloatRange(0.0, 1.0),
-    default=0.5,
-    show_default=True,
-    help="Chance a face is shrunk (16-48 px) and scaled back; blur and JPEG each half that.",
+@fraction_option(
+    "--degrade-probability", 0.5, "Chance a face is shrunk (16-48 px) and scaled back; blur and JPEG each half that."
 )
 @click.option("--seed", type=int, default=2026, show_default=True)
 @click.option("--limit", type=int, default=None, help="Use the first N faces of each set only (smoke runs).")
