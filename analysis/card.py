@@ -24,6 +24,15 @@ PRIOR_MATRIX = "fer2013_publictest"  # its rows shape the prior of every matrix'
 # The matrices the card ships (models/evaluate.py, shipped_confusion_matrices): what the API documents.
 SHIPPED_MATRICES = ("wild_calibration", "fer2013_publictest", "wild_heldout")
 EFFECTIVE_KEY = "effective_faces"  # models/evaluate.py, shipped_confusion_matrices
+# Which faces each matrix was measured on, by its name's prefix (models/evaluate.py names them).
+REAL_PHOTOS, FER2013_CROPS = "real_photos", "fer2013_crops"
+MEASURED_ON_PREFIXES = {"wild_": REAL_PHOTOS, "fer2013_": FER2013_CROPS}
+OTHER_FACES_WARNING = (
+    "this matrix was measured on {faces}, not on faces from real photos: the correction assumes the classifier "
+    "errs on the photos analysed as it did on those faces, and on held-out real photos a FER2013 matrix moved the "
+    "shares further from the truth than no correction (docs/statistics.md, section 5); wild_calibration was "
+    "measured on real photos"
+)
 
 
 class CardError(ValueError):
@@ -100,3 +109,16 @@ def confusion(model_path: Path | None, name: str) -> Confusion:
         raise CardError(f"the model card has no confusion matrix {name!r} (it has {', '.join(sorted(available))})")
     path = card_path(model_path)
     return cached_confusion(path, path.stat().st_mtime_ns, name)
+
+
+def measured_on(name: str) -> str | None:
+    """`real_photos` or `fer2013_crops` for the matrices the card ships, None for a name it does not explain."""
+    return next((faces for prefix, faces in MEASURED_ON_PREFIXES.items() if name.startswith(prefix)), None)
+
+
+def transfer_warning(name: str) -> str | None:
+    """What an analyst must know when correcting real photos with a matrix not measured on them; None otherwise."""
+    faces = measured_on(name)
+    if faces == REAL_PHOTOS:
+        return None
+    return OTHER_FACES_WARNING.format(faces="FER2013's 48x48 crops" if faces == FER2013_CROPS else "unknown faces")

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from analysis.card import measured_on, transfer_warning
 from analysis.clustered import LEVEL, ClusterSums, RawShares, raw_shares
 from analysis.compare import Differences, compare
 from analysis.correction import Confusion, CorrectedShares, corrected_shares
@@ -104,6 +105,8 @@ def method(confusion: Confusion | None, min_images: int, note: str | None = None
             "thin_rows": [name for i, name in enumerate(EMOTIONS) if faces[i] < THIN_ROW_FACES],
             "thin_row_faces": THIN_ROW_FACES,
             "prior_faces": confusion.prior_faces,
+            "measured_on": measured_on(confusion.name),
+            "warning": transfer_warning(confusion.name),
         }
     return {
         "level": LEVEL,

@@ -734,6 +734,13 @@ class CorrectionMethod(Schema):
     )
     thin_row_faces: int = Field(ge=1, description="The threshold of `thin_rows`.")
     prior_faces: float = Field(ge=0, description="What each row's prior (FER2013's row shape) weighs, in faces.")
+    measured_on: Literal["real_photos", "fer2013_crops"] | None = Field(
+        description="The faces the matrix was measured on (null: a matrix the card does not explain)."
+    )
+    warning: str | None = Field(
+        description="Set when the matrix was not measured on real photos: such a correction of real photos rests on "
+        "errors the classifier makes on other faces (docs/statistics.md, section 5)."
+    )
 
 
 class StatisticsMethod(Schema):

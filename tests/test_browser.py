@@ -142,6 +142,11 @@ class QuietHandler(WSGIRequestHandler):
 @pytest.fixture
 def live(settings: Settings, pg_database: Database) -> Iterator[str]:
     """The app over the Postgres test database, served from a thread; yields its base URL."""
+    yield from serve(settings)
+
+
+def serve(settings: Settings) -> Iterator[str]:
+    """Serve an app with `settings` from a thread: its base URL, then it shuts down."""
     app = create_app(settings)
     server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -268,8 +273,20 @@ def test_dashboard_numbers_equal_the_api(page: Any, live: str, seeded: StatsData
     assert page.locator('.platform[data-platform="facebook"] .unreliable').count() == 1
     # The shipped card's real-photo matrix has no fear face of its own: the chart says that correction is assumed.
     assert "fear (0 faces)" in page.text_content("#emotion-chart .thin-rows")
+    assert page.locator("#emotion-chart .matrix-warning").count() == 0  # corrected with real photos' matrix
     page.wait_for_function("[...document.querySelectorAll('#thumbnails img')].every((img) => img.naturalWidth > 0)")
     screenshot(page, "dashboard-seeded.png")
+
+
+def test_a_matrix_not_measured_on_real_photos_is_flagged_on_the_chart(
+    page: Any, settings: Settings, seeded: StatsData
+) -> None:
+    fer_settings = settings.model_copy(update={"confusion_matrix": "fer2013_publictest"})
+    for base in serve(fer_settings):
+        page.goto(f"{base}/")
+        page.wait_for_selector("#emotion-chart .matrix-warning")
+        warning = page.text_content("#emotion-chart .matrix-warning")
+        assert "fer2013_publictest" in warning and "not on faces from real photos" in warning
 
 
 def test_a_filter_changes_every_panel_and_the_url(page: Any, live: str, seeded: StatsData) -> None:

@@ -120,6 +120,10 @@ def test_the_matrix_parameter_and_a_missing_card(make_client, platforms: None, t
     assert "fear" in method["thin_rows"] and "happy" not in method["thin_rows"]
     assert all(method["calibration_faces"][name] < method["thin_row_faces"] for name in method["thin_rows"])
     assert fer["statistics"]["corrected"]["thin_rows"] == []
+    # Which faces each matrix was measured on, and the warning when they are not real photos.
+    assert method["measured_on"] == "real_photos" and method["warning"] is None
+    assert fer["statistics"]["corrected"]["measured_on"] == "fer2013_crops"
+    assert "not on faces from real photos" in fer["statistics"]["corrected"]["warning"]
     assert fer["emotions"]["angry"]["corrected"] != wild["emotions"]["angry"]["corrected"]
     assert fer["emotions"]["angry"]["count"] == wild["emotions"]["angry"]["count"]
     response = client.get("/api/v1/stats?matrix=imagenet")

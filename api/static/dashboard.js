@@ -207,6 +207,9 @@
     const parts = [el("div", { class: "legend" }, items)];
     const thin = statistics.corrected ? thinRowsNote(statistics.corrected) : null;
     if (thin) parts.push(thin);
+    if (statistics.corrected && statistics.corrected.warning) {
+      parts.push(el("p", { class: "matrix-warning" }, `Corrected with ${statistics.corrected.matrix}: ${statistics.corrected.warning}.`));
+    }
     if (!summary.reliable) parts.unshift(unreliableNote(summary, statistics));
     return parts;
   }
