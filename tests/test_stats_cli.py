@@ -116,7 +116,9 @@ def test_stats_table_layout(run, seeded: StatsData) -> None:
 
 
 def test_stats_matrix_option(run, seeded: StatsData) -> None:
-    assert "(fer2013_publictest)" in run("--matrix", "fer2013_publictest")
+    fer = run("--matrix", "fer2013_publictest")
+    assert "(fer2013_publictest)" in fer and "warning: this matrix was measured on FER2013's 48x48 crops" in fer
+    assert "warning:" not in run()
     result = CliRunner().invoke(main, ["stats", "--matrix", "imagenet"])
     assert result.exit_code == 2 and "no confusion matrix 'imagenet'" in result.output
 
