@@ -287,6 +287,8 @@ def test_a_matrix_not_measured_on_real_photos_is_flagged_on_the_chart(
         page.wait_for_selector("#emotion-chart .matrix-warning")
         warning = page.text_content("#emotion-chart .matrix-warning")
         assert "fer2013_publictest" in warning and "not on faces from real photos" in warning
+        page.goto(f"{base}/?a.platform=facebook&b.platform=twitter")  # and the compare view says it too
+        page.wait_for_selector("#compare-chart .matrix-warning")
 
 
 def test_a_filter_changes_every_panel_and_the_url(page: Any, live: str, seeded: StatsData) -> None:

@@ -207,11 +207,17 @@
     const parts = [el("div", { class: "legend" }, items)];
     const thin = statistics.corrected ? thinRowsNote(statistics.corrected) : null;
     if (thin) parts.push(thin);
-    if (statistics.corrected && statistics.corrected.warning) {
-      parts.push(el("p", { class: "matrix-warning" }, `Corrected with ${statistics.corrected.matrix}: ${statistics.corrected.warning}.`));
-    }
+    const warning = matrixWarning(statistics);
+    if (warning) parts.push(warning);
     if (!summary.reliable) parts.unshift(unreliableNote(summary, statistics));
     return parts;
+  }
+
+  /** A matrix not measured on real photos: the corrected numbers rest on errors made on other faces. */
+  function matrixWarning(statistics) {
+    const corrected = statistics.corrected;
+    if (!corrected || !corrected.warning) return null;
+    return el("p", { class: "matrix-warning" }, `Corrected with ${corrected.matrix}: ${corrected.warning}.`);
   }
 
   /** Which corrected shares rest mostly on an assumption: their matrix row had few labelled faces of its own. */
@@ -445,6 +451,8 @@
           el("span", {}, "filled, ≠: distinguishable from zero after Holm's correction for the seven emotions"),
         ),
       );
+      const warning = matrixWarning(body.statistics);
+      if (warning) parts.push(warning);
     }
     holder.replaceChildren(...parts);
   }
