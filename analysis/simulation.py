@@ -92,9 +92,10 @@ def coverage(
     row_totals = np.rint(row_sizes).astype(int)  # effective sizes need not be whole faces
     measured = row_totals > 0
     prior = Confusion("prior", np.zeros_like(calibration_counts, dtype=float), prior_counts, prior_faces).concentration
+    proportions = np.where(measured[:, None], calibration_counts / np.maximum(row_sizes, 1e-12)[:, None], 0.0)
 
     def world(draw: int) -> tuple[np.ndarray, Confusion, int]:
-        truth = np.where(measured[:, None], calibration_counts / np.maximum(row_sizes, 1e-12)[:, None], 0.0)
+        truth = proportions.copy()
         truth[~measured] = draw_rows(rng, prior[~measured])
         calibration = np.array([rng.multinomial(total, row) for total, row in zip(row_totals, truth, strict=True)])
         return truth, Confusion("measured", calibration, prior_counts, prior_faces, seed=seed * 100_000 + draw), 0

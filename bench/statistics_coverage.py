@@ -82,13 +82,19 @@ def in_band(covered: np.ndarray) -> bool:
     return bool(np.all((covered >= COVERAGE_BAND[0]) & (covered <= COVERAGE_BAND[1])))
 
 
+def mixes(card: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The populations' true shares by name: the social mix and the calibration fold's news mix."""
+    return {"social": SOCIAL / SOCIAL.sum(), "news": news_mix(card["wild_calibration"])}
+
+
+def population(mix: str, shares: np.ndarray, images: int) -> Scenario:
+    """`images` images of 1 + NegBin(mean 1.5) faces, each image's mix ~ Dirichlet(3 x shares)."""
+    return Scenario(f"{mix} mix, {images} images", shares, images, 1.5, 3.0)
+
+
 def scenarios(card: dict[str, np.ndarray]) -> tuple[Scenario, ...]:
-    return (
-        Scenario("social mix, 400 images", SOCIAL / SOCIAL.sum(), 400, 1.5, 3.0),
-        Scenario("news mix, 400 images", news_mix(card["wild_calibration"]), 400, 1.5, 3.0),
-        Scenario("social mix, 40 images", SOCIAL / SOCIAL.sum(), 40, 1.5, 3.0),
-        Scenario("news mix, 40 images", news_mix(card["wild_calibration"]), 40, 1.5, 3.0),
-    )
+    shares = mixes(card)
+    return tuple(population(mix, shares[mix], images) for images in (400, 40) for mix in ("social", "news"))
 
 
 def simulate(card: dict[str, np.ndarray], draws: int) -> bool:
@@ -129,14 +135,13 @@ SWEEP_IMAGES = (40, 60, 100, 150, 200, 400)
 def sweep(card: dict[str, np.ndarray], draws: int) -> None:
     """The check at every set size of SWEEP_IMAGES: the least and most covered emotion and the largest bias."""
     columns = [(name, mix) for name in ("wild_calibration", "fer2013_publictest") for mix in ("social", "news")]
-    mixes = {"social": SOCIAL / SOCIAL.sum(), "news": news_mix(card["wild_calibration"])}
+    shares = mixes(card)
     print("\n| images | " + " | ".join(f"{name}, {mix}" for name, mix in columns) + " |")
     print("| --- |" + " --- |" * len(columns))
     for images in SWEEP_IMAGES:
         cells = []
         for name, mix in columns:
-            scenario = Scenario(f"{mix}, {images}", mixes[mix], images, 1.5, 3.0)
-            result = coverage_given_card(scenario, confusion(None, name), draws)
+            result = coverage_given_card(population(mix, shares[mix], images), confusion(None, name), draws)
             covered = result.corrected_covered * 100
             cells.append(f"{covered.min():.1f}–{covered.max():.1f}, {np.abs(result.corrected_bias).max() * 100:.2f}")
         print(f"| {images} | " + " | ".join(cells) + " |", flush=True)

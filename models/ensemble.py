@@ -1,10 +1,12 @@
 """Several expression nets averaged into one model file: an ensemble within the speed floor.
 
-Nets fine-tuned from the same start with different seeds make different mistakes; the mean
-of their probabilities is usually right more often and calibrated better than any one of
-them. Each member is a nested model inside one `keras.Model`, so the ensemble is a single
-`.keras` file that `EmotionClassifier` loads like any other (its precision clone recurses
-into the members) and the card, calibration and abstention work unchanged.
+Nets that make different mistakes (trained apart) are usually right more often, and better
+calibrated, as the mean of their probabilities than any one of them. Two fine-tunes of one
+base with the same recipe and other seeds did not differ enough to gain (BENCHMARKS.md,
+"Seeds, ensembles and test-time views"). Each member is a nested model inside one
+`keras.Model`, so the ensemble is a single `.keras` file that `EmotionClassifier` loads like
+any other (its precision clone recurses into the members) and the card, calibration and
+abstention work unchanged.
 
 Which members (any non-empty subset of those given) and whether to add flip averaging is
 chosen like every other choice, by `models.ship.selection_score` on the choosing sets
@@ -22,10 +24,10 @@ from pathlib import Path
 import keras
 from keras import layers
 
+from models.classifier import OUTPUT_LAYER
 from models.labels import EMOTIONS, FACE_SIZE
 
 MAX_PASSES = 4  # net evaluations per face: members x (2 with flip averaging, else 1)
-OUTPUT_LAYER = "emotion"
 
 
 def build_ensemble(members: Sequence[keras.Model], name: str = "emotion_cnn_ensemble") -> keras.Model:

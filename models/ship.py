@@ -114,13 +114,14 @@ def choose(
     sets: dict[str, LabelledFaces],
     passes: dict[str, int] | None = None,
 ) -> dict:
-    """Save the best candidate by `selection_score` on the choosing sets to `output`, with its flip mode.
+    """Save the best candidate by `selection_score` on the choosing sets to `output`, with its flip mode
+    (`chosen`: the candidate and mode, `candidate`: its name in `candidates`).
 
     `passes`: net evaluations per face of each candidate in one pass (an ensemble's members); a
     configuration costing more than `MAX_PASSES` (flip averaging doubles it) is not tried.
     """
     tried: dict[str, dict] = {}
-    best, best_flip, best_score = "", False, -np.inf
+    best, best_candidate, best_flip, best_score = "", "", False, -np.inf
     for name, net in candidates.items():
         flips = [flip for flip in (False, True) if (passes or {}).get(name, 1) * (1 + flip) <= MAX_PASSES]
         if not flips:
@@ -134,10 +135,10 @@ def choose(
             tried[key] = {"score": selection_score(scores), **scores}
             print(f"candidate {key}: score {tried[key]['score']:.4f} {scores}", flush=True)
             if tried[key]["score"] > best_score:
-                best, best_flip, best_score = key, flip, tried[key]["score"]
+                best, best_candidate, best_flip, best_score = key, name, flip, tried[key]["score"]
                 shutil.copyfile(scratch, output)
     scratch.unlink(missing_ok=True)
-    return {"chosen": best, "flip_tta": best_flip, "score": best_score, "tried": tried}
+    return {"chosen": best, "candidate": best_candidate, "flip_tta": best_flip, "score": best_score, "tried": tried}
 
 
 @dataclass(frozen=True)
@@ -307,13 +308,24 @@ def ship_finetuned(cfg: FinetuneConfig, output: Path, average_counts: Sequence[i
     selection = choose(candidates, cfg.run_dir / "candidate.keras", output, choosing)
     figures = calibrate_and_report(output, cfg.data, cfg.wild, selection["flip_tta"])
     base_card = read_card(cfg.base_model)
-    card = {
-        **card_header(output, cfg.data, cfg.wild),
+    recipe = {
         "recipe": "fine-tuned from the base model on FER2013 Training + wild folds 1-3 (models/finetune.py)",
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
         "epochs": state["epoch"],
         "wall_time_s": round(state["elapsed_s"], 1),
         "base_model": {key: base_card.get(key) for key in BASE_CARD_KEYS},
+    }
+    return write_card(output, cfg.data, cfg.wild, recipe, selection, figures)
+
+
+def write_card(
+    output: Path, fer2013: Path | str, wild: Path | str, recipe: dict, selection: dict, figures: dict
+) -> dict:
+    """Write and return the card of a shipped model: what it is and was made from (`card_header`), how it
+    was made (`recipe`), how it was chosen, its headline accuracies, inference defaults and `figures`."""
+    card = {
+        **card_header(output, fer2013, wild),
+        **recipe,
         "selection": selection_entry(selection),
         **accuracy_entries(figures),
         "inference": {"flip_tta": selection["flip_tta"], "precision": resolve_precision("auto")},
@@ -365,16 +377,15 @@ def ship_ensemble(member_paths: Sequence[Path], output: Path, fer2013: Path | st
     if len(set(names)) != len(names):
         raise ValueError(f"members need distinct names (run directory/file): {names}")
     nets = {name: keras.models.load_model(path, compile=False) for name, path in zip(names, member_paths, strict=True)}
-    subsets = member_subsets(names)
-    candidates = {" + ".join(subset): build_ensemble([nets[name] for name in subset]) for subset in subsets}
-    passes = {" + ".join(subset): len(subset) for subset in subsets}
+    subsets = {" + ".join(subset): subset for subset in member_subsets(names)}
+    candidates = {label: build_ensemble([nets[name] for name in subset]) for label, subset in subsets.items()}
+    passes = {label: len(subset) for label, subset in subsets.items()}
     output.parent.mkdir(parents=True, exist_ok=True)
     choosing = evaluation_sets(fer2013, wild, CHOOSING_SETS)
     selection = choose(candidates, output.with_name(f"{output.stem}.candidate.keras"), output, choosing, passes)
     figures = calibrate_and_report(output, fer2013, wild, selection["flip_tta"])
-    chosen = selection["chosen"].rsplit(", ", 1)[0].split(" + ")
-    card = {
-        **card_header(output, fer2013, wild),
+    chosen = subsets[selection["candidate"]]
+    recipe = {
         "recipe": "the mean of the members' probabilities (models/ensemble.py); members chosen on the choosing sets",
         "members": {
             name: {key: read_card(path).get(key) for key in BASE_CARD_KEYS}
@@ -382,10 +393,5 @@ def ship_ensemble(member_paths: Sequence[Path], output: Path, fer2013: Path | st
             if name in chosen
         },
         "max_passes": MAX_PASSES,
-        "selection": selection_entry(selection),
-        **accuracy_entries(figures),
-        "inference": {"flip_tta": selection["flip_tta"], "precision": resolve_precision("auto")},
-        **figures,
     }
-    model_card_path(output).write_text(json.dumps(card, indent=2) + "\n")
-    return card
+    return write_card(output, fer2013, wild, recipe, selection, figures)

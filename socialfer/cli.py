@@ -659,7 +659,7 @@ def stats_table(result: dict) -> str:
             faces = statistics["corrected"]["calibration_faces"]
             thin = ", ".join(f"{name} {faces[name]:g}" for name in statistics["corrected"]["thin_rows"])
             lines.append(f"leaning on FER2013's confusions for want of labelled faces (faces of its own: {thin})")
-        if statistics["corrected"].get("warning"):
+        if statistics["corrected"]["warning"]:
             lines.append(f"warning: {statistics['corrected']['warning']}")
     elif statistics.get("note"):
         lines += ["", statistics["note"]]
