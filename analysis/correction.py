@@ -10,12 +10,18 @@ q = M^T pi for the true shares pi. Given the raw shares q_hat, the corrected sha
 active-set method; when M^T pi = q_hat has a solution inside the simplex, it is that solution).
 
 The interval propagates two errors at once, by simulation: the sampling error of q_hat
-(Dirichlet at the effective sample size, each emotion's spread matched to its cluster-robust
-variance from `analysis.clustered`) and the error of the matrix itself (each row drawn from its
-Dirichlet posterior: the counts plus a weak prior).
-Each of `replicates` draws solves the problem again; the 2.5th and 97.5th percentiles are
-the interval. Matrix draws and sampling draws are fixed by a seed, so the same data always
-give the same interval, and the matrices' Gram products are computed once per process.
+(Dirichlet at the effective sample size, each emotion's spread matched to its design effect
+from `analysis.clustered`) and the error of the matrix itself (each row drawn from its
+Dirichlet posterior: the counts plus a weak prior). Each of `replicates` draws solves
+M_b^T pi = q_b (and sum(pi) = 1) without the simplex: exactly, or in the least-squares
+sense where a draw's sum is a little off 1; the 2.5th and 97.5th percentiles, cut to [0, 1]
+and widened to hold the estimate, are the interval. Why not the constrained solution of each
+draw: raising a draw's negative rare share to 0 takes that mass from every other emotion, so
+the constrained replicates sat below the truth in every emotion at once (in simulation the
+truth lay above an interval two to seven times as often as below it); a set of values is
+cut to [0, 1] without moving it. Matrix draws and sampling draws are fixed by a seed, so the
+same data always give the same interval, and each matrix draw's solver is computed once per
+process.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ import numpy as np
 
 from analysis.clustered import LEVEL, RawShares
 
-REPLICATES = 400  # draws per interval: the 2.5th percentile is then the 10th smallest
+REPLICATES = 1000  # draws per interval: the 2.5th percentile is then the 25th smallest
 SEED = 20261201
 PRIOR_FACES = 10.0  # the prior weighs as this many faces per row (a row without faces is the prior)
 PRIOR_SMOOTHING = 0.5  # added to every cell of the prior's counts (Jeffreys): no error is impossible
@@ -36,7 +42,6 @@ RIDGE = 1e-10  # keeps the active-set systems solvable when two matrix rows are 
 TOLERANCE = 1e-10
 JEFFREYS = 0.5  # the prior count per emotion of the sampling draws
 MAX_ACTIVE_SET_STEPS = 40  # per way of solving: rank-one updates, then fresh solves for what is left
-START_SUPPORTS_KEPT = 32  # per matrix: the restricted inverses of this many estimate supports
 
 
 @dataclass(frozen=True, eq=False)
@@ -92,30 +97,20 @@ class Confusion:
         return gammas / gammas.sum(axis=2, keepdims=True)
 
     @cached_property
-    def draw_grams(self) -> np.ndarray:
-        """M_b M_b^T for every draw: the least-squares systems' matrices, computed once."""
-        return self.draws @ self.draws.transpose(0, 2, 1)
+    def draw_solvers(self) -> np.ndarray:
+        """(replicates, K, K + 1): per draw, the pseudo-inverse of M_b^T with a row of ones below it.
 
-    @cached_property
-    def draw_inverses(self) -> np.ndarray:
-        """Their inverses, where every problem's active-set method starts from."""
-        return full_inverse(self.draw_grams)
+        pi_b = solver_b [q_b; 1] solves M_b^T pi = q_b (and sum(pi) = 1, which an invertible
+        M_b^T implies); for a (nearly) singular draw, a row without faces and almost no prior,
+        it is the least-squares solution of smallest norm, finite where an inverse is not.
+        """
+        ones = np.ones((self.replicates, 1, self.counts.shape[0]))
+        return np.linalg.pinv(np.concatenate([self.draws.transpose(0, 2, 1), ones], axis=1))
 
-    @cached_property
-    def _start_inverses(self) -> dict[bytes, np.ndarray]:
-        return {}
-
-    def start_inverses(self, free: np.ndarray) -> np.ndarray:
-        """The draws' inverses on the variables `free` (one pattern for all): a corrected set's replicates
-        start from its estimate's support, and a few supports recur, so they are kept (a bounded few)."""
-        key = np.asarray(free, dtype=bool).tobytes()
-        cache = self._start_inverses
-        if key not in cache:
-            if len(cache) >= START_SUPPORTS_KEPT:
-                cache.pop(next(iter(cache)))
-            pattern = np.broadcast_to(np.asarray(free, dtype=bool), (self.replicates, len(free)))
-            cache[key] = restricted_inverse(self.draw_inverses.copy(), pattern)
-        return cache[key]
+    def solved_draws(self, sampled: np.ndarray) -> np.ndarray:
+        """(replicates, K): each matrix draw's exact solution for its sampling draw, unconstrained."""
+        solvers = self.draw_solvers
+        return np.einsum("btp,bp->bt", solvers[:, :, :-1], sampled) + solvers[:, :, -1]
 
     def sampled_shares(self, raw: RawShares, stream: int) -> np.ndarray:
         """(replicates, K) raw shares as the sampling error could have drawn them, fixed by `stream`.
@@ -129,10 +124,9 @@ class Confusion:
         Design effects are compared with design effects: scaling to the plug-in cluster-robust
         variance itself (before 2026-12-01) also took away part of the extra spread Jeffreys'
         prior gives an emotion seen a few times (a share's plug-in variance is Wald's, too
-        small when the share was seen a few times). The misses stay lopsided: in simulation the
-        truth lies above a rarer emotion's interval two to seven times as often as below
-        (BENCHMARKS.md). An emotion without a design effect (never seen, or a single image)
-        keeps the Dirichlet's spread.
+        small when the share was seen a few times). The stretch leaves a draw's sum a little
+        off 1; `solved_draws` solves with sum(pi) = 1 as one more equation. An emotion without a
+        design effect (never seen, or a single image) keeps the Dirichlet's spread.
         """
         rng = np.random.default_rng([self.seed, 2, stream])
         alpha = raw.effective_faces * raw.share + JEFFREYS
@@ -211,9 +205,7 @@ def release(inverse: np.ndarray, gram: np.ndarray, free: np.ndarray, rows: np.nd
     inverse[rows] = updated
 
 
-def simplex_least_squares(
-    gram: np.ndarray, linear: np.ndarray, start: np.ndarray | None = None, inverse: np.ndarray | None = None
-) -> np.ndarray:
+def simplex_least_squares(gram: np.ndarray, linear: np.ndarray, start: np.ndarray | None = None) -> np.ndarray:
     """Solve min ||M^T x - q||^2 over the simplex for a batch, given G = M M^T and c = M q.
 
     The primal active-set method (Nocedal & Wright, algorithm 16.3), vectorised: from a
@@ -225,13 +217,12 @@ def simplex_least_squares(
     variables are fixed and freed, so a step costs a few matrix-vector products, not a solve;
     the rare problem those updates do not settle (a nearly singular G) is finished with fresh
     solves. `start`: (problems, K) feasible points to begin from; zeros in them start fixed (a
-    nearby solution settles in a step or two). Default: the simplex's centre. `inverse`: the
-    inverse of G on the start's free variables (zeros elsewhere), when the caller has it.
+    nearby solution settles in a step or two). Default: the simplex's centre.
     """
     problems, emotions = linear.shape
     x = np.full((problems, emotions), 1.0 / emotions) if start is None else np.array(start, dtype=float)
     free = x > 0
-    inverses = inverse if inverse is not None else restricted_inverse(full_inverse(gram), free)
+    inverses = restricted_inverse(full_inverse(gram), free)
 
     def updated(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return equality_from_inverse(inverses[rows], linear[rows])
@@ -322,7 +313,7 @@ class CorrectedShares:
     share: np.ndarray  # (K,)
     low: np.ndarray
     high: np.ndarray
-    replicates: np.ndarray  # (replicates, K), the same matrix draw in row b for every set corrected
+    replicates: np.ndarray  # (replicates, K), unconstrained (may leave [0, 1]); row b: one matrix draw in all sets
 
 
 def corrected_shares(
@@ -340,16 +331,10 @@ def corrected_shares(
     if not present:
         return results
     points = correct(confusion.mean, np.array([raws[index].share for index in present]))
-    draws, replicates = confusion.draws, confusion.replicates
-    linear = np.concatenate(
-        [np.einsum("btp,bp->bt", draws, confusion.sampled_shares(raws[index], streams[index])) for index in present]
-    )
-    start = np.concatenate([np.broadcast_to(point, (replicates, len(point))) for point in points])
-    inverses = np.concatenate([confusion.start_inverses(point > 0) for point in points])
-    solved = simplex_least_squares(np.tile(confusion.draw_grams, (len(present), 1, 1)), linear, start, inverses)
     tail = (1 - level) / 2 * 100
-    for position, index in enumerate(present):
-        block = solved[position * replicates : (position + 1) * replicates]
-        low, high = np.percentile(block, [tail, 100 - tail], axis=0)
-        results[index] = CorrectedShares(points[position], low, high, block)
+    for point, index in zip(points, present, strict=True):
+        replicates = confusion.solved_draws(confusion.sampled_shares(raws[index], streams[index]))
+        low, high = np.percentile(replicates, [tail, 100 - tail], axis=0)
+        low, high = np.clip(np.minimum(low, point), 0.0, 1.0), np.clip(np.maximum(high, point), 0.0, 1.0)
+        results[index] = CorrectedShares(point, low, high, replicates)
     return results

@@ -3,8 +3,8 @@
 `with_intervals` takes the counts of `db.queries.stats(..., with_pairs=True)` (each block with
 its `cross` matrix) and gives every emotion share its 95 % interval and its corrected share
 with interval; `comparison` does the same for two sets and adds their differences. Corrected
-shares are the expensive part (a few hundred small least-squares problems per set), so they
-are kept in a small cache keyed by the exact sufficient statistics: a dashboard polling
+shares are the expensive part (a thousand small solves per set), so they are kept in a
+small cache keyed by the exact sufficient statistics: a dashboard polling
 unchanged data pays once.
 """
 
@@ -34,8 +34,8 @@ RAW_METHOD = (
 )
 CORRECTED_METHOD = (
     "true shares estimated from the confusion matrix (constrained least squares on the simplex); "
-    "95 % percentile interval over replicates that redraw the matrix (each row at its effective "
-    "number of faces, people as clusters) and the sampling error"
+    "95 % percentile interval, cut to [0, 1], over replicates that redraw the matrix (each row at its "
+    "effective number of faces, people as clusters) and the sampling error, each solved exactly"
 )
 
 

@@ -65,6 +65,7 @@ class Coverage:
     draws: int
     raw_covered: np.ndarray  # (K,) fraction
     corrected_covered: np.ndarray
+    corrected_above: np.ndarray  # (K,) fraction of draws whose truth lies above the corrected interval
     corrected_bias: np.ndarray  # mean corrected - true
     raw_bias: np.ndarray  # mean raw - true (what the correction is for)
     raw_width: np.ndarray  # mean interval widths
@@ -127,7 +128,9 @@ def tally(scenario: Scenario, draws: int, rng: np.random.Generator, world: World
     """`draws` worlds (`world(draw)`: the true matrix, the matrix the analyst corrects with, the sampling
     stream), each a sample of `scenario`'s images classified through the true matrix, raw and corrected."""
     truth = scenario.true_shares
-    raw_hits, corrected_hits, corrected_errors, raw_errors, raw_widths, corrected_widths = ([] for _ in range(6))
+    raw_hits, corrected_hits, corrected_above, corrected_errors, raw_errors, raw_widths, corrected_widths = (
+        [] for _ in range(7)
+    )
     for draw in range(draws):
         matrix, confusion, stream = world(draw)
         raw = raw_shares(ClusterSums.from_image_counts(classify(rng, draw_images(rng, scenario), matrix)))
@@ -136,6 +139,7 @@ def tally(scenario: Scenario, draws: int, rng: np.random.Generator, world: World
         classified_truth = matrix.T @ truth
         raw_hits.append((raw.low <= classified_truth) & (classified_truth <= raw.high))
         corrected_hits.append((corrected.low <= truth) & (truth <= corrected.high))
+        corrected_above.append(truth > corrected.high)
         corrected_errors.append(corrected.share - truth)
         raw_errors.append(raw.share - truth)
         raw_widths.append(raw.high - raw.low)
@@ -145,6 +149,7 @@ def tally(scenario: Scenario, draws: int, rng: np.random.Generator, world: World
         draws,
         np.mean(raw_hits, axis=0),
         np.mean(corrected_hits, axis=0),
+        np.mean(corrected_above, axis=0),
         np.mean(corrected_errors, axis=0),
         np.mean(raw_errors, axis=0),
         np.mean(raw_widths, axis=0),

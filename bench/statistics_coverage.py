@@ -71,6 +71,9 @@ def report(title: str, scenario: Scenario, result: Coverage, seconds: float) -> 
     print(row("true share", scenario.true_shares))
     print(row("raw coverage", result.raw_covered) + f"   {verdict(raw_ok)} (93-97 %)")
     print(row("corrected coverage", result.corrected_covered) + f"   {verdict(corrected_ok)} (93-97 %)")
+    below = 1 - result.corrected_covered - result.corrected_above
+    print(row("truth above, %", result.corrected_above * 100, 1) + "   (lopsided if far from below)")
+    print(row("truth below, %", below * 100, 1))
     print(row("raw bias, points", result.raw_bias * 100, 2))
     print(row("corrected bias, points", result.corrected_bias * 100, 2) + f"   {verdict(bias_ok)} (< 1)")
     print(row("raw width", result.raw_width))

@@ -131,15 +131,33 @@ def test_corrected_shares_are_deterministic_and_carry_both_errors() -> None:
 
 
 def test_corrected_shares_stay_finite_when_matrix_draws_are_singular() -> None:
-    """Rows without faces and almost no prior draw as near one-hot rows, some alike: the rank-one updates
-    then divide by a pivot near zero. Those problems are solved again afresh, so no interval is NaN."""
+    """Rows without faces and almost no prior draw as near one-hot rows, some alike: nearly singular
+    matrices, for the point estimate's active-set method and the replicates' solves. No interval is NaN."""
     counts = np.diag([60.0, 0, 0, 60, 0, 0, 60])
     thin = Confusion("thin", counts, None, prior_faces=0.05, replicates=200)
     sums = ClusterSums.from_image_counts(np.random.default_rng(3).multinomial(3, np.full(7, 1 / 7), size=300))
     result = corrected_shares([raw_shares(sums)], thin)[0]
     assert result is not None
     assert np.isfinite(result.replicates).all() and np.isfinite(result.low).all() and np.isfinite(result.high).all()
-    assert np.allclose(result.replicates.sum(axis=1), 1.0) and (result.replicates >= 0).all()
+    assert (result.low >= 0).all() and (result.high <= 1).all() and (result.low <= result.share).all()
+
+
+def test_replicates_solve_their_draws_exactly_and_a_rare_share_does_not_pull_the_others() -> None:
+    """Each replicate is M_b^T pi = q_b solved without the simplex: a rare emotion's negative replicates stay
+    negative instead of taking their mass from every other emotion, and only the interval is cut to [0, 1]."""
+    rng = np.random.default_rng(5)
+    measured = Confusion("fer", FER)
+    news = np.array([0.03, 0.0, 0.0, 0.33, 0.02, 0.04, 0.58])  # no disgust, no fear: their raw shares are leaks
+    raw = raw_shares(sums_of(rng, news, measured.mean, 300))
+    observed = np.broadcast_to(raw.share, (measured.replicates, K))
+    replicates = measured.solved_draws(observed)
+    np.testing.assert_allclose(np.einsum("btp,bt->bp", measured.draws, replicates), observed, atol=1e-9)
+    np.testing.assert_allclose(replicates.sum(axis=1), 1.0, atol=1e-9)
+    result = corrected_shares([raw], measured, streams=[9])[0]
+    assert result is not None
+    fear = EMOTIONS.index("fear")
+    assert (result.replicates[:, fear] < 0).mean() > 0.1 and result.low[fear] == 0.0
+    np.testing.assert_allclose(result.replicates.mean(axis=0), np.linalg.solve(measured.mean.T, raw.share), atol=0.01)
 
 
 def test_holm_and_bootstrap_p_values() -> None:
