@@ -39,6 +39,14 @@ def apply_scaling(probs: np.ndarray, temperature: float, bias: np.ndarray | None
     return (scaled / scaled.sum(1, keepdims=True)).astype(np.float32)
 
 
+def calibrated(
+    probs: np.ndarray, temperature: float, bias: np.ndarray | None = None, top_label_map: dict | None = None
+) -> np.ndarray:
+    """A calibration profile applied: the scaling, then the top-label map where the profile has one."""
+    scaled = apply_scaling(probs, temperature, bias)
+    return scaled if top_label_map is None else apply_top_label_map(scaled, top_label_map)
+
+
 def fit_vector_scaling(labels: np.ndarray, probs: np.ndarray, steps: int = 50) -> tuple[float, np.ndarray]:
     """(T, bias) minimising log-loss of softmax(a log p + b), a = 1/T, the last class's bias fixed at 0.
 
@@ -81,6 +89,53 @@ def fit_vector_scaling(labels: np.ndarray, probs: np.ndarray, steps: int = 50) -
         if converged:
             break
     return float(1.0 / params[0]), np.append(params[1:], 0.0)
+
+
+def fit_top_label_map(labels: np.ndarray, probs: np.ndarray) -> dict[str, list[float]]:
+    """How often the top class is right, as a non-decreasing function of the top probability.
+
+    Isotonic regression by pool-adjacent-violators: faces sorted by top probability, each
+    face's correctness (0 or 1), neighbouring blocks merged while a block is right more often
+    than the next. Returned as points (each block's mean top probability, its accuracy) that
+    `apply_top_label_map` interpolates between. Written out (a few lines of numpy) rather than
+    taken from scikit-learn, which would bring it and SciPy into every worker for this alone.
+    """
+    confidence = np.asarray(probs, dtype=float).max(1)
+    correct = (np.asarray(probs).argmax(1) == np.asarray(labels)).astype(float)
+    order = np.argsort(confidence, kind="stable")
+    means: list[float] = []  # per block: mean confidence, accuracy, weight
+    values: list[float] = []
+    weights: list[float] = []
+    for x, y in zip(confidence[order], correct[order], strict=True):
+        means.append(x)
+        values.append(y)
+        weights.append(1.0)
+        while len(values) > 1 and values[-2] >= values[-1]:
+            weight = weights[-2] + weights[-1]
+            values[-2:] = [(values[-2] * weights[-2] + values[-1] * weights[-1]) / weight]
+            means[-2:] = [(means[-2] * weights[-2] + means[-1] * weights[-1]) / weight]
+            weights[-2:] = [weight]
+    return {"top": [round(float(x), 6) for x in means], "accuracy": [round(float(y), 6) for y in values]}
+
+
+def apply_top_label_map(probs: np.ndarray, mapping: dict[str, list[float]]) -> np.ndarray:
+    """The top probability replaced by the map's accuracy at it, the others scaled to fill the rest.
+
+    The argmax never moves: the new top is kept at least as large as the largest other class
+    will be once scaled (and strictly below 1, so no face is ever certain).
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    rows = np.arange(len(probs))
+    top_class = probs.argmax(1)
+    top = probs[rows, top_class]
+    second = np.sort(probs, axis=1)[:, -2] if probs.shape[1] > 1 else np.zeros(len(probs))
+    mapped = np.interp(top, mapping["top"], mapping["accuracy"])
+    keeps_argmax = second / np.maximum(1.0 - top + second, EPSILON)
+    mapped = np.clip(np.maximum(mapped, keeps_argmax + EPSILON), EPSILON, 1.0 - EPSILON)
+    rest = np.where(top < 1.0, (1.0 - mapped) / np.maximum(1.0 - top, EPSILON), 0.0)
+    out = probs * rest[:, None]
+    out[rows, top_class] = mapped
+    return (out / out.sum(1, keepdims=True)).astype(np.float32)
 
 
 def log_loss(labels: np.ndarray, probs: np.ndarray) -> float:

@@ -9,7 +9,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from models.calibration import apply_scaling
+from models.calibration import calibrated
 from models.hardware import resolve_precision
 from models.labels import EMOTIONS, FACE_SIZE
 from models.weights import DEFAULT_MODEL_PATH, model_card_path
@@ -86,8 +86,10 @@ class EmotionClassifier:
     reported as uncertain (the kept faces were right at least 80 % of the time on that
     profile's calibration set). "photos" (real photos: what the product analyses) scales by a
     temperature alone, so its argmax is the model's; "fer2013" (FER2013's lab-like crops) also
-    has per-class biases. An explicit `temperature` replaces the profile's scaling (1.0: the raw
-    probabilities). Without a card: one pass, temperature 1, no abstention.
+    has per-class biases, then maps the top probability to how often it was right (an isotonic
+    map fitted on PublicTest, `top_label_map`; the argmax stays). An explicit `temperature`
+    replaces the profile's scaling and map (1.0: the raw probabilities). Without a card: one
+    pass, temperature 1, no abstention.
     """
 
     def __init__(
@@ -114,6 +116,7 @@ class EmotionClassifier:
             raise ValueError(f"temperature must be positive, got {self.temperature}")
         bias = scaling.get("bias") if temperature is None else None
         self.bias = None if bias is None or not np.any(bias) else np.asarray(bias, dtype=np.float64)
+        self.top_label_map = scaling.get("top_label_map") if temperature is None else None
         self.abstain_below = float(scaling.get("abstain_below", 0.0))
         self.batch_size = batch_size
         self.classes = EMOTIONS
@@ -128,9 +131,9 @@ class EmotionClassifier:
         probs = self._forward(x)
         if self.flip_tta:
             probs = (probs + self._forward(np.ascontiguousarray(x[:, :, ::-1]))) / 2
-        if self.temperature == 1.0 and self.bias is None:
+        if self.temperature == 1.0 and self.bias is None and self.top_label_map is None:
             return probs
-        return apply_scaling(probs, self.temperature, self.bias)
+        return calibrated(probs, self.temperature, self.bias, self.top_label_map)
 
     def is_uncertain(self, probs: np.ndarray) -> np.ndarray:
         """(N,) bool: the faces whose top probability is under `abstain_below`."""

@@ -9,8 +9,10 @@ from models.calibration import (
     abstention_threshold,
     apply_scaling,
     apply_temperature,
+    apply_top_label_map,
     expected_calibration_error,
     fit_temperature,
+    fit_top_label_map,
     fit_vector_scaling,
     kept_figures,
     log_loss,
@@ -56,6 +58,25 @@ def test_vector_scaling_recovers_a_temperature_and_class_biases() -> None:
     calibrated = apply_scaling(probs, temperature, bias)
     assert expected_calibration_error(labels, calibrated) < 0.02 < expected_calibration_error(labels, probs)
     assert log_loss(labels, calibrated) < log_loss(labels, apply_temperature(probs, fit_temperature(labels, probs)))
+
+
+def test_top_label_map_fixes_what_no_scaling_can_and_keeps_the_argmax() -> None:
+    """A model sure in the middle and unsure at the top (a bend no temperature straightens): the isotonic
+    map of the top probability learns it on one half and holds on the other; no face changes class."""
+    labels, probs = overconfident_set(1.0, n=20000, seed=5)
+    top = probs.max(1, keepdims=True)
+    bent = np.where(probs == top, np.sqrt(top), probs * (1 - np.sqrt(top)) / np.maximum(1 - top, 1e-12))
+    fit, check = slice(0, 10000), slice(10000, None)
+    mapping = fit_top_label_map(labels[fit], bent[fit])
+    assert np.all(np.diff(mapping["accuracy"]) >= 0) and np.all(np.diff(mapping["top"]) >= 0)
+    mapped = apply_top_label_map(bent[check], mapping)
+    assert (mapped.argmax(1) == bent[check].argmax(1)).all()
+    np.testing.assert_allclose(mapped.sum(1), 1.0, atol=1e-5)
+    scaled = apply_temperature(bent[check], fit_temperature(labels[fit], bent[fit]))
+    assert expected_calibration_error(labels[check], mapped) < 0.02 < expected_calibration_error(labels[check], scaled)
+    # A map that would put the top below the runner-up is held at the runner-up instead.
+    flat = apply_top_label_map(np.array([[0.5, 0.4, 0.1, 0, 0, 0, 0]]), {"top": [0.0, 1.0], "accuracy": [0.1, 0.1]})
+    assert flat.argmax() == 0 and flat[0, 0] >= flat[0, 1]
 
 
 def test_apply_temperature_one_is_the_identity_and_large_flattens() -> None:
