@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,11 +11,13 @@ import keras
 import numpy as np
 
 from models.calibration import calibrated
-from models.hardware import resolve_precision
+from models.hardware import cpu_has_bf16, resolve_precision
 from models.labels import EMOTIONS, FACE_SIZE
 from models.weights import DEFAULT_MODEL_PATH, model_card_path
 
 OUTPUT_LAYER = "emotion"  # the softmax stays float32 whatever the compute precision
+PROBE_FACES, PROBE_RUNS = 256, 3  # what "auto" times each precision on (the best of the runs, after a warm-up)
+Forward = Callable[[np.ndarray], np.ndarray]
 
 
 def with_compute_dtype(model: keras.Model, policy: str) -> keras.Model:
@@ -47,6 +50,37 @@ def compiled_forward(model: keras.Model) -> Callable[[np.ndarray], np.ndarray]:
     return lambda x: graph(tf.constant(x)).numpy()
 
 
+FASTEST: dict[tuple[str, int], str] = {}  # per model file and its mtime: the precision "auto" measured fastest
+
+
+def timed(forward: Forward, probe: np.ndarray) -> float:
+    forward(probe)  # traces the graph and warms it
+    best = float("inf")
+    for _ in range(PROBE_RUNS):
+        started = time.perf_counter()
+        forward(probe)
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def fastest_variant(model: keras.Model, key: tuple[str, int]) -> tuple[str, keras.Model, Forward]:
+    """float32 or bfloat16, whichever classifies a probe batch faster on this CPU; measured once per model file.
+
+    A CPU flag does not say which is faster: with AMX or fast AVX512-BF16 units bfloat16 ran
+    1.5x float32's faces/s here, on a later host with AVX512-BF16 and no AMX 0.65x.
+    """
+    candidates = (FASTEST[key],) if key in FASTEST else ("float32", "mixed_bfloat16")
+    probe = np.random.default_rng(0).integers(0, 256, (PROBE_FACES, FACE_SIZE, FACE_SIZE, 1)).astype(np.float32)
+    variants, seconds = {}, {}
+    for policy in candidates:
+        clone = with_compute_dtype(model, policy)
+        variants[policy] = (clone, compiled_forward(clone))
+        if len(candidates) > 1:
+            seconds[policy] = timed(variants[policy][1], probe)
+    chosen = FASTEST.setdefault(key, min(seconds, key=seconds.get) if seconds else candidates[0])
+    return chosen, *variants[chosen]
+
+
 def read_card(model_path: Path) -> dict:
     """The model card beside `model_path`, or {} for a model file without one."""
     card = model_card_path(model_path)
@@ -74,8 +108,9 @@ def calibration_profile(card: dict, profile: str | None) -> tuple[str | None, di
 class EmotionClassifier:
     """Loads the committed model (or `model_path`) once; `predict` maps (N, 48, 48) uint8 to (N, 7) probabilities.
 
-    `precision="auto"` runs the convolutions in bfloat16 on CPUs with native bfloat16 units
-    (1.5x the faces/s here, same accuracy to 0.1 point) and in float32 elsewhere.
+    `precision="auto"` runs the convolutions in float32, or in bfloat16 on a CPU with native
+    bfloat16 units where a probe batch measures it faster (same accuracy to 0.1 point; once per
+    model file and process, about 2 s): 1.5x float32's faces/s on one host, 0.65x on another.
     With `flip_tta` each face is also classified mirrored and the two answers averaged.
 
     The model card beside the model file sets the defaults: `inference.flip_tta` (whether the
@@ -105,9 +140,14 @@ class EmotionClassifier:
         self.model_path = Path(model_path or DEFAULT_MODEL_PATH)
         if not self.model_path.exists():
             raise FileNotFoundError(f"expression model not found: {self.model_path}")
-        self.precision = resolve_precision(precision)
-        self.model = with_compute_dtype(keras.models.load_model(self.model_path, compile=False), self.precision)
-        self._forward_batch = compiled_forward(self.model)
+        loaded = keras.models.load_model(self.model_path, compile=False)
+        if precision == "auto" and cpu_has_bf16():
+            key = (str(self.model_path.resolve()), self.model_path.stat().st_mtime_ns)
+            self.precision, self.model, self._forward_batch = fastest_variant(loaded, key)
+        else:
+            self.precision = resolve_precision(precision)
+            self.model = with_compute_dtype(loaded, self.precision)
+            self._forward_batch = compiled_forward(self.model)
         card = read_card(self.model_path)
         self.flip_tta = bool(card.get("inference", {}).get("flip_tta", False)) if flip_tta is None else flip_tta
         self.profile, scaling = calibration_profile(card, profile)

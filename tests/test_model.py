@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -170,6 +171,47 @@ def test_bfloat16_inference_agrees_with_float32(shared_data: Path) -> None:
     assert fast.dtype == np.float32 and np.allclose(fast.sum(1), 1.0, atol=1e-3)
     assert np.abs(fast - exact).max() < 0.1
     assert (fast.argmax(1) == exact.argmax(1)).mean() >= 0.98
+
+
+def test_auto_precision_is_the_faster_one_measured_once_per_model(monkeypatch, tmp_path: Path) -> None:
+    """On a CPU with bfloat16 units "auto" times both precisions on a probe batch and keeps the faster
+    (here a bfloat16 pass made slow on purpose); a second classifier of the same file reuses the choice."""
+    import keras
+
+    import models.classifier as classifier
+
+    path = tmp_path / "tiny.keras"
+    inputs = keras.Input((48, 48, 1))
+    flat = keras.layers.Flatten()(keras.layers.Conv2D(2, 3)(inputs))
+    keras.Model(inputs, keras.layers.Dense(7, activation="softmax", name="emotion")(flat)).save(path)
+    real_forward, probed, slow = classifier.compiled_forward, [], {"policy": "mixed_bfloat16"}
+
+    def forward(model: keras.Model):
+        run = real_forward(model)
+        policy = model.layers[1].dtype_policy.name
+
+        def timed_run(x: np.ndarray) -> np.ndarray:
+            probed.append(policy)
+            if policy == slow["policy"]:
+                time.sleep(0.05)
+            return run(x)
+
+        return timed_run
+
+    monkeypatch.setattr(classifier, "compiled_forward", forward)
+    monkeypatch.setattr(classifier, "cpu_has_bf16", lambda: True)
+    monkeypatch.setattr(classifier, "FASTEST", {})
+    first = EmotionClassifier(path)
+    assert first.precision == "float32" and {"float32", "mixed_bfloat16"} <= set(probed)
+    probed.clear()
+    second = EmotionClassifier(path)
+    assert second.precision == "float32" and probed == []  # built once, not timed again
+    assert second.predict(np.zeros((3, 48, 48), np.uint8)).shape == (3, 7)
+    # Where bfloat16 is the faster, it is the one kept.
+    monkeypatch.setattr(classifier, "FASTEST", {})
+    slow["policy"] = "float32"
+    assert EmotionClassifier(path).precision == "mixed_bfloat16"
+    assert EmotionClassifier(path, precision="float32").precision == "float32"
 
 
 def test_unknown_precision_is_refused() -> None:
