@@ -11,7 +11,7 @@ import keras
 import numpy as np
 
 from models.calibration import calibrated
-from models.hardware import cpu_has_bf16, resolve_precision
+from models.hardware import measured_precision, resolve_precision
 from models.labels import EMOTIONS, FACE_SIZE
 from models.weights import DEFAULT_MODEL_PATH, model_card_path
 
@@ -64,21 +64,24 @@ def timed(forward: Forward, probe: np.ndarray) -> float:
 
 
 def fastest_variant(model: keras.Model, key: tuple[str, int]) -> tuple[str, keras.Model, Forward]:
-    """float32 or bfloat16, whichever classifies a probe batch faster on this CPU; measured once per model file.
+    """The precision "auto" means here, with the model cloned to it and traced: float32, or bfloat16 where the
+    CPU has its units and a probe batch runs faster in it (`models.hardware.measured_precision`); measured
+    once per model file (`key`: its path and mtime) and process."""
+    variants: dict[str, tuple[keras.Model, Forward]] = {}
 
-    A CPU flag does not say which is faster: with AMX or fast AVX512-BF16 units bfloat16 ran
-    1.5x float32's faces/s here, on a later host with AVX512-BF16 and no AMX 0.65x.
-    """
-    candidates = (FASTEST[key],) if key in FASTEST else ("float32", "mixed_bfloat16")
-    probe = np.random.default_rng(0).integers(0, 256, (PROBE_FACES, FACE_SIZE, FACE_SIZE, 1)).astype(np.float32)
-    variants, seconds = {}, {}
-    for policy in candidates:
-        clone = with_compute_dtype(model, policy)
-        variants[policy] = (clone, compiled_forward(clone))
-        if len(candidates) > 1:
-            seconds[policy] = timed(variants[policy][1], probe)
-    chosen = FASTEST.setdefault(key, min(seconds, key=seconds.get) if seconds else candidates[0])
-    return chosen, *variants[chosen]
+    def variant(policy: str) -> tuple[keras.Model, Forward]:
+        if policy not in variants:
+            clone = with_compute_dtype(model, policy)
+            variants[policy] = (clone, compiled_forward(clone))
+        return variants[policy]
+
+    def seconds(policy: str) -> float:
+        probe = np.random.default_rng(0).integers(0, 256, (PROBE_FACES, FACE_SIZE, FACE_SIZE, 1)).astype(np.float32)
+        return timed(variant(policy)[1], probe)
+
+    if key not in FASTEST:
+        FASTEST[key] = measured_precision("auto", seconds)
+    return FASTEST[key], *variant(FASTEST[key])
 
 
 def read_card(model_path: Path) -> dict:
@@ -141,7 +144,7 @@ class EmotionClassifier:
         if not self.model_path.exists():
             raise FileNotFoundError(f"expression model not found: {self.model_path}")
         loaded = keras.models.load_model(self.model_path, compile=False)
-        if precision == "auto" and cpu_has_bf16():
+        if precision == "auto":
             key = (str(self.model_path.resolve()), self.model_path.stat().st_mtime_ns)
             self.precision, self.model, self._forward_batch = fastest_variant(loaded, key)
         else:

@@ -34,9 +34,16 @@ import tensorflow as tf
 from models.architecture import DEFAULT_STAGES, build_emotion_cnn
 from models.averaging import average_weights, recalibrate_batch_norm, snapshots
 from models.data import load_split
-from models.hardware import resolve_precision
 from models.labels import EMOTIONS, FACE_SIZE
-from models.train import STATE_FILE, RunState, augmenter, compile_model, new_run_state, resume_run
+from models.train import (
+    STATE_FILE,
+    RunState,
+    augmenter,
+    compile_model,
+    new_run_state,
+    resume_run,
+    training_precision,
+)
 from models.wild import load_wild
 
 FER_DOMAIN, WILD_DOMAIN = 0, 1
@@ -210,9 +217,8 @@ class WildCalibrationLog(keras.callbacks.Callback):
 
 def finetune(cfg: FinetuneConfig) -> dict:
     """Fine-tune (or resume) `cfg.base_model`; leaves per-epoch snapshots in the run directory; returns the state."""
+    precision = training_precision(cfg.precision)
     keras.utils.set_random_seed(cfg.seed)
-    precision = resolve_precision(cfg.precision)
-    keras.mixed_precision.set_global_policy(precision)
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
     (cfg.run_dir / "config.json").write_text(
         json.dumps({k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()}, indent=2) + "\n"

@@ -179,6 +179,7 @@ def test_auto_precision_is_the_faster_one_measured_once_per_model(monkeypatch, t
     import keras
 
     import models.classifier as classifier
+    import models.hardware as hardware
 
     path = tmp_path / "tiny.keras"
     inputs = keras.Input((48, 48, 1))
@@ -199,7 +200,7 @@ def test_auto_precision_is_the_faster_one_measured_once_per_model(monkeypatch, t
         return timed_run
 
     monkeypatch.setattr(classifier, "compiled_forward", forward)
-    monkeypatch.setattr(classifier, "cpu_has_bf16", lambda: True)
+    monkeypatch.setattr(hardware, "cpu_has_bf16", lambda: True)
     monkeypatch.setattr(classifier, "FASTEST", {})
     first = EmotionClassifier(path)
     assert first.precision == "float32" and {"float32", "mixed_bfloat16"} <= set(probed)
