@@ -15,7 +15,7 @@ import numpy as np
 
 from models.calibration import (
     apply_scaling,
-    calibrated,
+    apply_top_label_map,
     expected_calibration_error,
     fit_temperature,
     fit_top_label_map,
@@ -38,7 +38,7 @@ def held_out(raw: np.ndarray, labels: np.ndarray, folds: np.ndarray) -> dict[str
         temperature, bias = fit_vector_scaling(labels[fit], raw[fit])
         out["vector scaling"][score] = apply_scaling(raw[score], temperature, bias)
         mapping = fit_top_label_map(labels[fit], apply_scaling(raw[fit], temperature, bias))
-        out["vector scaling + top map"][score] = calibrated(raw[score], temperature, bias, mapping)
+        out["vector scaling + top map"][score] = apply_top_label_map(out["vector scaling"][score], mapping)
     return out
 
 
@@ -59,11 +59,10 @@ def main() -> None:
         f"PublicTest, {len(labels):,} faces ({classifier.precision}), {REPEATS} x {FOLDS}-fold: "
         f"uncalibrated ECE {uncalibrated:.4f}"
     )
-    best = np.argmin([np.mean(eces[name]) for name in CANDIDATES], axis=0)
-    for name in CANDIDATES:
-        wins = int(
-            sum(np.argmin([eces[other][r] for other in CANDIDATES]) == CANDIDATES.index(name) for r in range(REPEATS))
-        )
+    best = int(np.argmin([np.mean(eces[name]) for name in CANDIDATES]))
+    lowest = np.argmin(np.array([eces[name] for name in CANDIDATES]), axis=0)  # the best candidate of each repeat
+    for index, name in enumerate(CANDIDATES):
+        wins = int((lowest == index).sum())
         print(
             f"  {name:<26} ECE {np.mean(eces[name]):.4f} (sd {np.std(eces[name]):.4f}, lowest in {wins} of {REPEATS})"
             f"  log-loss {np.mean(losses[name]):.4f}"

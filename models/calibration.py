@@ -128,7 +128,7 @@ def apply_top_label_map(probs: np.ndarray, mapping: dict[str, list[float]]) -> n
     rows = np.arange(len(probs))
     top_class = probs.argmax(1)
     top = probs[rows, top_class]
-    second = np.sort(probs, axis=1)[:, -2] if probs.shape[1] > 1 else np.zeros(len(probs))
+    second = np.sort(probs, axis=1)[:, -2]
     mapped = np.interp(top, mapping["top"], mapping["accuracy"])
     keeps_argmax = second / np.maximum(1.0 - top + second, EPSILON)
     mapped = np.clip(np.maximum(mapped, keeps_argmax + EPSILON), EPSILON, 1.0 - EPSILON)

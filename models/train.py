@@ -27,7 +27,7 @@ from models.architecture import DEFAULT_STAGES, build_emotion_cnn
 from models.averaging import average_weights, recalibrate_batch_norm, snapshot_path, snapshots
 from models.data import default_data_path, file_sha256, load_split
 from models.hardware import measured_precision
-from models.labels import EMOTIONS
+from models.labels import EMOTIONS, FACE_SIZE
 from models.weights import DEFAULT_MODEL_PATH, model_card_path
 
 BEST_WEIGHTS = "best.weights.h5"  # the PublicTest-best weights, without optimizer state
@@ -132,7 +132,7 @@ def probe_training_seconds(policy: str) -> float:
     net = build_emotion_cnn()
     net.compile(optimizer=keras.optimizers.AdamW(1e-3), loss="categorical_crossentropy")
     rng = np.random.default_rng(0)
-    faces = rng.integers(0, 256, (PROBE_STEPS * PROBE_BATCH, 48, 48, 1)).astype("float32")
+    faces = rng.integers(0, 256, (PROBE_STEPS * PROBE_BATCH, FACE_SIZE, FACE_SIZE, 1)).astype("float32")
     labels = keras.utils.to_categorical(rng.integers(0, len(EMOTIONS), len(faces)), len(EMOTIONS))
     warmup = PROBE_WARMUP * PROBE_BATCH
     net.fit(faces[:warmup], labels[:warmup], batch_size=PROBE_BATCH, verbose=0)
