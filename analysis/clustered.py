@@ -14,7 +14,10 @@ those sums in its hourly rollups: exact and as cheap as the counts.
 
 The interval is Wilson's score interval at the effective sample size N / deff (Kish's
 design effect deff = Var(q_e) / (q_e (1 - q_e) / N)), which stays inside [0, 1] and keeps
-its coverage for rare emotions, where a plain normal interval would not.
+its coverage for rare emotions, where a plain normal interval would not. The variance is
+estimated from m images, so it has m - 1 degrees of freedom: as survey software does, the
+effective size is shrunk by (z / t_{m-1})^2 (Korn & Graubard 1998), which widens a
+40-image interval by 3 % and a 400-image one by 0.3 %.
 """
 
 from __future__ import annotations
@@ -26,6 +29,37 @@ import numpy as np
 
 LEVEL = 0.95
 Z = 1.959963984540054  # the standard normal's 97.5th percentile: two-sided 95 %
+
+
+def t_quantile(degrees_of_freedom: float, z: float = Z) -> float:
+    """Student's t quantile with the normal quantile `z` (two-sided 95 % by default).
+
+    Exact for 1 and 2 degrees of freedom; from 3 on, the Cornish-Fisher expansion in powers of
+    1/df (Abramowitz & Stegun 26.7.5, five terms), within 0.004 of the exact value at 3 and
+    within 1e-5 from 10 on. Hand-written because it is the one quantile needed: scipy, which
+    has it, is not otherwise a dependency of the API.
+    """
+    if degrees_of_freedom < 1:
+        return math.inf
+    level = 0.5 * (1 + math.erf(z / math.sqrt(2)))  # the one-sided probability z belongs to
+    if degrees_of_freedom == 1:
+        return math.tan(math.pi * (level - 0.5))
+    if degrees_of_freedom == 2:
+        return (2 * level - 1) / math.sqrt(2 * level * (1 - level))
+    n = float(degrees_of_freedom)
+    terms = (
+        (z**3 + z) / 4,
+        (5 * z**5 + 16 * z**3 + 3 * z) / 96,
+        (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / 384,
+        (79 * z**9 + 776 * z**7 + 1482 * z**5 - 1920 * z**3 - 945 * z) / 92160,
+    )
+    return z + sum(term / n ** (power + 1) for power, term in enumerate(terms))
+
+
+def small_sample_stretch(images: int, z: float = Z) -> float:
+    """t_{m-1} / z for m images (1 below two images): how much wider than normal an interval whose
+    variance is estimated from m clusters has to be."""
+    return t_quantile(images - 1, z) / z if images >= 2 else 1.0
 
 
 @dataclass(frozen=True)
@@ -90,6 +124,7 @@ class RawShares:
     design_effect: np.ndarray  # >= 1: how many times the variance of independent faces it is
     covariance: np.ndarray  # (K, K): what the corrected shares and comparisons build on
     faces: float
+    images: int = 0  # images with faces: the clusters the covariance is estimated from
 
     @property
     def effective_faces(self) -> float:
@@ -123,7 +158,7 @@ def raw_shares(sums: ClusterSums, z: float = Z) -> RawShares:
     faces = float(sums.counts.sum())
     if faces <= 0:
         zeros = np.zeros(emotions)
-        return RawShares(zeros, zeros, np.ones(emotions), np.ones(emotions), np.zeros((emotions, emotions)), 0.0)
+        return RawShares(zeros, zeros, np.ones(emotions), np.ones(emotions), np.zeros((emotions, emotions)), 0.0, 0)
     share = sums.counts / faces
     covariance = share_covariance(sums)
     independent = share * (1 - share) / faces
@@ -132,8 +167,8 @@ def raw_shares(sums: ClusterSums, z: float = Z) -> RawShares:
     design_effect[varying] = np.maximum(np.diag(covariance)[varying] / independent[varying], 1.0)
     if sums.images < 2:  # nothing to estimate the between-image variation from: no narrower than one image
         design_effect[:] = max(faces, 1.0)
-    low, high = wilson(share, faces / design_effect, z)
-    return RawShares(share, low, high, design_effect, covariance, faces)
+    low, high = wilson(share, faces / design_effect / small_sample_stretch(sums.images, z) ** 2, z)
+    return RawShares(share, low, high, design_effect, covariance, faces, sums.images)
 
 
 def normal_p_value(estimate: float, standard_error: float) -> float:

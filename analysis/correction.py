@@ -12,16 +12,17 @@ active-set method; when M^T pi = q_hat has a solution inside the simplex, it is 
 The interval propagates two errors at once, by simulation: the sampling error of q_hat
 (Dirichlet at the effective sample size, each emotion's spread matched to its design effect
 from `analysis.clustered`) and the error of the matrix itself (each row drawn from its
-Dirichlet posterior: the counts plus a weak prior). Each of `replicates` draws solves
-M_b^T pi = q_b (and sum(pi) = 1) without the simplex: exactly, or in the least-squares
-sense where a draw's sum is a little off 1; the 2.5th and 97.5th percentiles, cut to [0, 1]
-and widened to hold the estimate, are the interval. Why not the constrained solution of each
-draw: raising a draw's negative rare share to 0 takes that mass from every other emotion, so
-the constrained replicates sat below the truth in every emotion at once (in simulation the
-truth lay above an interval two to seven times as often as below it); a set of values is
-cut to [0, 1] without moving it. Matrix draws and sampling draws are fixed by a seed, so the
-same data always give the same interval, and each matrix draw's solver is computed once per
-process.
+Dirichlet posterior: the counts plus a weak prior). In each of `replicates` draws, each
+emotion's share is solved from that draw's equation for it alone, the other emotions held at
+the estimate (`Confusion.emotion_solved_draws`: the truth's error is linear in the matrix's,
+and the share scales its own error); the 2.5th and 97.5th percentiles, cut to [0, 1] and
+widened to hold the estimate, are the interval. Nothing in a replicate is pushed into the
+simplex: raising a negative rare share to 0 would take that mass from the other emotions,
+and constrained replicates sat below the truth in every emotion at once (in simulation the
+truth lay above an interval two to seven times as often as below it). Matrix draws and
+sampling draws are fixed by a seed, so the same data always give the same interval, and the
+matrix draws' errors are computed once per process. Comparisons (`analysis.compare`) take
+differences of two sets' replicates, drawn with the same matrices.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from functools import cached_property
 
 import numpy as np
 
-from analysis.clustered import LEVEL, RawShares
+from analysis.clustered import LEVEL, RawShares, small_sample_stretch
 
 REPLICATES = 1000  # draws per interval: the 2.5th percentile is then the 25th smallest
 SEED = 20261201
@@ -97,20 +98,41 @@ class Confusion:
         return gammas / gammas.sum(axis=2, keepdims=True)
 
     @cached_property
-    def draw_solvers(self) -> np.ndarray:
-        """(replicates, K, K + 1): per draw, the pseudo-inverse of M_b^T with a row of ones below it.
+    def mean_inverse(self) -> np.ndarray:
+        """(K, K): the inverse of the mean matrix's transpose, Mbar^-T (the pseudo-inverse where it is singular)."""
+        return np.linalg.pinv(self.mean.T)
 
-        pi_b = solver_b [q_b; 1] solves M_b^T pi = q_b (and sum(pi) = 1, which an invertible
-        M_b^T implies); for a (nearly) singular draw, a row without faces and almost no prior,
-        it is the least-squares solution of smallest norm, finite where an inverse is not.
+    @cached_property
+    def draw_errors(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per draw A_b = Mbar^-T (M_b - Mbar)^T with its diagonal cleared, and 1 + that diagonal: ((B, K, K), (B, K)).
+
+        With the truth pi and the true matrix M = Mbar + D, the unconstrained estimate's error is
+        exactly linear in the matrix's: Mbar^-T q - pi = Mbar^-T D^T pi (+ the sampling error).
         """
-        ones = np.ones((self.replicates, 1, self.counts.shape[0]))
-        return np.linalg.pinv(np.concatenate([self.draws.transpose(0, 2, 1), ones], axis=1))
+        errors = np.einsum("tr,bsr->bts", self.mean_inverse, self.draws - self.mean)
+        own = np.einsum("btt->bt", errors).copy()
+        others = errors.copy()
+        others[:, np.arange(errors.shape[1]), np.arange(errors.shape[1])] = 0.0
+        return others, 1.0 + own
 
-    def solved_draws(self, sampled: np.ndarray) -> np.ndarray:
-        """(replicates, K): each matrix draw's exact solution for its sampling draw, unconstrained."""
-        solvers = self.draw_solvers
-        return np.einsum("btp,bp->bt", solvers[:, :, :-1], sampled) + solvers[:, :, -1]
+    def emotion_solved_draws(self, sampled: np.ndarray, estimate: np.ndarray) -> np.ndarray:
+        """(replicates, K): per draw b and emotion t, the share pi_t that draw b's matrix explains on its own.
+
+        The truth's error is linear in the matrix's: with the true matrix M = Mbar + D, the
+        unconstrained estimate Mbar^-T q misses pi by A pi, A = Mbar^-T D^T, pi fixed. A value x of
+        pi_t is consistent with draw b when row t of Mbar^-T M_b^T pi = Mbar^-T q_b holds with
+        pi_t = x and the other emotions at the estimate:
+        x (1 + A_b,tt) = (Mbar^-T q_b)_t - sum_{s != t} A_b,ts pi_s. Its own share is solved for
+        because its error scales with it (a thin row's error is worth nothing when its emotion
+        is absent); the others are held because in the truth's error they do not move with the
+        matrix. Solving every emotion at once, M_b^-T q_b (before 2026-12-01), lets all of them
+        move with each draw, through the inverse of a matrix with thin rows: the intervals came
+        out wide, up to 97-98 % in simulation. A draw whose own coefficient is (nearly) zero or
+        negative says nothing of pi_t: it lands outside [-1, 2], past any interval's end.
+        """
+        others, own = self.draw_errors
+        numerator = sampled @ self.mean_inverse.T - np.einsum("bts,s->bt", others, estimate)
+        return np.clip(numerator / np.maximum(own, 1e-6), -1.0, 2.0)
 
     def sampled_shares(self, raw: RawShares, stream: int) -> np.ndarray:
         """(replicates, K) raw shares as the sampling error could have drawn them, fixed by `stream`.
@@ -124,9 +146,10 @@ class Confusion:
         Design effects are compared with design effects: scaling to the plug-in cluster-robust
         variance itself (before 2026-12-01) also took away part of the extra spread Jeffreys'
         prior gives an emotion seen a few times (a share's plug-in variance is Wald's, too
-        small when the share was seen a few times). The stretch leaves a draw's sum a little
-        off 1; `solved_draws` solves with sum(pi) = 1 as one more equation. An emotion without a
-        design effect (never seen, or a single image) keeps the Dirichlet's spread.
+        small when the share was seen a few times). Every deviation is then widened by
+        t_{m-1} / z for a set of m images (the variance is estimated from m clusters, as in the
+        raw intervals). An emotion without a design effect (never seen, or a single image)
+        keeps the Dirichlet's spread.
         """
         rng = np.random.default_rng([self.seed, 2, stream])
         alpha = raw.effective_faces * raw.share + JEFFREYS
@@ -138,7 +161,7 @@ class Confusion:
         known = (independent > 0) & (clustered > 0)
         own = np.maximum(np.divide(clustered, independent, out=np.ones_like(clustered), where=known), 1.0)
         overall = raw.faces / max(raw.effective_faces, 1e-12)
-        stretch = np.where(known, np.sqrt(own / overall), 1.0)
+        stretch = np.where(known, np.sqrt(own / overall), 1.0) * small_sample_stretch(raw.images)
         return mean + (draws - mean) * stretch
 
 
@@ -313,7 +336,7 @@ class CorrectedShares:
     share: np.ndarray  # (K,)
     low: np.ndarray
     high: np.ndarray
-    replicates: np.ndarray  # (replicates, K), unconstrained (may leave [0, 1]); row b: one matrix draw in all sets
+    replicates: np.ndarray  # (replicates, K), each emotion solved alone (may leave [0, 1]); row b: one matrix draw
 
 
 def corrected_shares(
@@ -333,7 +356,7 @@ def corrected_shares(
     points = correct(confusion.mean, np.array([raws[index].share for index in present]))
     tail = (1 - level) / 2 * 100
     for point, index in zip(points, present, strict=True):
-        replicates = confusion.solved_draws(confusion.sampled_shares(raws[index], streams[index]))
+        replicates = confusion.emotion_solved_draws(confusion.sampled_shares(raws[index], streams[index]), point)
         low, high = np.percentile(replicates, [tail, 100 - tail], axis=0)
         low, high = np.clip(np.minimum(low, point), 0.0, 1.0), np.clip(np.maximum(high, point), 0.0, 1.0)
         results[index] = CorrectedShares(point, low, high, replicates)

@@ -30,12 +30,13 @@ DIGITS = 6  # shares and bounds are rounded to this many decimals in answers
 THIN_ROW_FACES = 30
 RAW_METHOD = (
     "the classifier's shares; 95 % Wilson interval at the effective number of faces of a "
-    "cluster-robust (images as clusters) linearised variance"
+    "cluster-robust (images as clusters) linearised variance, with t quantiles (images - 1 degrees of freedom)"
 )
 CORRECTED_METHOD = (
     "true shares estimated from the confusion matrix (constrained least squares on the simplex); "
     "95 % percentile interval, cut to [0, 1], over replicates that redraw the matrix (each row at its "
-    "effective number of faces, people as clusters) and the sampling error, each solved exactly"
+    "effective number of faces, people as clusters) and the sampling error, each emotion's share solved "
+    "from its own equation with the others at the estimate"
 )
 
 

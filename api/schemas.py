@@ -825,8 +825,8 @@ class ShareDifference(Schema):
 class EmotionDifference(Schema):
     raw: ShareDifference = Field(description="Of the classifier's shares: normal interval, cluster-robust variances.")
     corrected: ShareDifference | None = Field(
-        description="Of the corrected shares: percentile interval over replicates sharing each matrix draw "
-        "(unconstrained, so a difference is not pulled by either side's clipping); null "
+        description="Of the corrected shares: percentile interval over the two sets' replicates, paired by "
+        "matrix draw (unconstrained, so a difference is not pulled by either side's clipping); null "
         "when a set has no faces or no matrix is available."
     )
 
