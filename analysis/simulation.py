@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from analysis.clustered import ClusterSums, raw_shares
+from analysis.compare import corrected_differences
 from analysis.correction import PRIOR_FACES, Confusion, corrected_shares
 
 
@@ -155,3 +156,34 @@ def tally(scenario: Scenario, draws: int, rng: np.random.Generator, world: World
         np.mean(raw_widths, axis=0),
         np.mean(corrected_widths, axis=0),
     )
+
+
+@dataclass(frozen=True)
+class NullComparisons:
+    """Two sets drawn from one population, compared as /compare compares them: how often anything differs."""
+
+    scenario: str
+    draws: int
+    any_significant: float  # fraction of draws with at least one emotion significant after Holm (target <= 5 %)
+    zero_inside: np.ndarray  # (K,) fraction of draws whose corrected difference interval holds 0
+
+
+def null_comparisons(
+    scenario: Scenario, confusion: Confusion, draws: int, seed: int = 6, independent_streams: bool = True
+) -> NullComparisons:
+    """Worlds given the card (as `coverage_given_card`), each with two independent sets of the same population
+    classified through the same true matrix: the corrected differences' family-wise false-positive rate.
+    `independent_streams` False gives both sets the same sampling draws (tests: what separate streams are for)."""
+    rng = np.random.default_rng(seed)
+    flagged, inside = [], []
+    for draw in range(draws):
+        matrix = draw_rows(rng, confusion.concentration)
+        raws = [
+            raw_shares(ClusterSums.from_image_counts(classify(rng, draw_images(rng, scenario), matrix))) for _ in "ab"
+        ]
+        a, b = corrected_shares(raws, confusion, streams=[2 * draw, 2 * draw + int(independent_streams)])
+        assert a is not None and b is not None
+        difference = corrected_differences(a, b)
+        flagged.append(bool(difference.significant().any()))
+        inside.append((difference.low <= 0) & (difference.high >= 0))
+    return NullComparisons(scenario.name, draws, float(np.mean(flagged)), np.mean(inside, axis=0))

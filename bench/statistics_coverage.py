@@ -10,7 +10,9 @@
    draws; the corrected estimate's mean error must be under one point. Then a stress test,
    reported and not checked (`coverage`): the truth held at the counts' own proportions and
    the calibration set measured again in each world (also with the counts times ten: what a
-   larger calibration fold would buy).
+   larger calibration fold would buy). Also reported: two sets of one population compared as
+   /compare compares them (how often any emotion is called different after Holm: at most 5 %
+   expected, and how often each difference's interval holds 0).
 2. Real labels: the shared set's held-out identities (models/wild.py fold 0), classified by the
    shipped EmotionClassifier, treated as one analysed set (each person a cluster: a person's
    photos share their errors); raw and corrected shares against the true labels (total
@@ -23,6 +25,7 @@
     python bench/statistics_coverage.py --quick      # 200 draws
     python bench/statistics_coverage.py --no-real    # simulation only (no TensorFlow)
     python bench/statistics_coverage.py --no-stress  # without the stress test
+    python bench/statistics_coverage.py --no-compare # without the comparisons of a population with itself
     python bench/statistics_coverage.py --sweep      # the check by set size, 40-400 images (a table)
 
 Exits 1 if a check fails. Nothing is chosen here: the held-out fold and PrivateTest are only scored.
@@ -39,7 +42,7 @@ import numpy as np
 from analysis.card import confusion, matrices
 from analysis.clustered import ClusterSums, raw_shares
 from analysis.correction import Confusion, corrected_shares
-from analysis.simulation import Coverage, Scenario, coverage, coverage_given_card
+from analysis.simulation import Coverage, Scenario, coverage, coverage_given_card, null_comparisons
 from core.settings import load_settings
 from core.vocabulary import EMOTIONS
 
@@ -114,6 +117,23 @@ def simulate(card: dict[str, np.ndarray], draws: int, seed: int = CHECK_SEED) ->
             title = f"given the card: {name} ({correction.row_counts.sum():,.0f} faces)"
             passed &= report(title, scenario, result, time.perf_counter() - started)
     return passed
+
+
+def comparisons(card: dict[str, np.ndarray], draws: int, seed: int = CHECK_SEED) -> None:
+    """Reported, not checked: two sets of one population compared as /compare does, at the reliable size."""
+    shares = mixes(card)
+    images = load_settings().min_images_for_share
+    for name in ("wild_calibration", "fer2013_publictest"):
+        for mix in ("social", "news"):
+            started = time.perf_counter()
+            result = null_comparisons(population(mix, shares[mix], images), confusion(None, name), draws, seed)
+            print(
+                f"\ncompare, one population twice: {name}, {result.scenario}: {draws} draws, "
+                f"{time.perf_counter() - started:.0f} s"
+            )
+            print(f"  {'':<22}" + "".join(f"{emotion:>9}" for emotion in EMOTIONS))
+            print(row("zero inside", result.zero_inside))
+            print(f"  any emotion significant after Holm: {result.any_significant:.1%} of draws (at most 5 % expected)")
 
 
 def stress(card: dict[str, np.ndarray], draws: int) -> None:
@@ -222,6 +242,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="200 draws")
     parser.add_argument("--no-stress", action="store_true", help="skip the stress test")
     parser.add_argument("--no-real", action="store_true", help="skip the real labels (no TensorFlow)")
+    parser.add_argument("--no-compare", action="store_true", help="skip the comparisons of a population with itself")
     parser.add_argument("--sweep", action="store_true", help="only the check's coverage by set size (a table)")
     parser.add_argument(
         "--seed", type=int, default=CHECK_SEED, help="the worlds' seed (choose with another than the check's)"
@@ -234,6 +255,9 @@ def main() -> None:
         return
     started = time.perf_counter()
     simulated = simulate(card, draws, args.seed)
+    if not args.no_compare:
+        print("\n--- comparisons (reported, not checked): one population compared with itself ---")
+        comparisons(card, draws, args.seed)
     if not args.no_stress:
         print("\n--- stress test (reported, not checked): the truth at the counts' proportions ---")
         stress(card, draws)
