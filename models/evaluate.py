@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -131,14 +132,20 @@ def effective_row_faces(labels: np.ndarray, predicted: np.ndarray, people: np.nd
     return sizes
 
 
-def shipped_confusion_matrices(classifier: EmotionClassifier, fer2013: Path | str, wild: Path | str) -> dict:
+def shipped_confusion_matrices(
+    classifier: EmotionClassifier,
+    fer2013: Path | str,
+    wild: Path | str,
+    predicted: Mapping[str, np.ndarray] | None = None,
+) -> dict:
     """The confusion matrices the model card ships (rows true, columns predicted, counts).
 
     `wild_calibration` is the matrix the statistics correct shares with (a fold never trained
     on); `wild_heldout` and `fer2013_publictest` are for reporting and for measuring how far a
     correction carries from one set to another. `effective_faces`: for the real-photo matrices,
     each row's effective number of faces with people as clusters (`effective_row_faces`);
-    FER2013's faces are taken as independent.
+    FER2013's faces are taken as independent. `predicted`: a set's predicted classes by this
+    classifier where the caller has them already (each set costs seconds to classify).
     """
     from models.wild import load_wild
 
@@ -153,10 +160,13 @@ def shipped_confusion_matrices(classifier: EmotionClassifier, fer2013: Path | st
     matrices: dict = {}
     effective: dict[str, list[float]] = {}
     for name, (images, labels, people) in sets.items():
-        predicted = classifier.predict(images).argmax(1)
-        matrices[name] = confusion_matrix(labels, predicted).tolist()
+        known = (predicted or {}).get(name)
+        classes = classifier.predict(images).argmax(1) if known is None else known
+        if len(classes) != len(labels):
+            raise ValueError(f"{name}: {len(classes)} predictions for {len(labels)} faces")
+        matrices[name] = confusion_matrix(labels, classes).tolist()
         if people is not None:
-            effective[name] = effective_row_faces(labels, predicted, people)
+            effective[name] = effective_row_faces(labels, classes, people)
     return {**matrices, "effective_faces": effective}
 
 

@@ -81,7 +81,8 @@ def evaluation_sets(fer2013: Path | str, wild: Path | str, names: Iterable[str])
         "wild_calibration": faces.calibration,
         "wild_heldout": faces.heldout,
     }
-    return {name: LabelledFaces(loaders[name]().images, loaders[name]().labels) for name in names}
+    loaded = {name: loaders[name]() for name in names}
+    return {name: LabelledFaces(split.images, split.labels) for name, split in loaded.items()}
 
 
 def selection_score(scores: dict[str, dict]) -> float:
@@ -269,7 +270,7 @@ def calibrate_and_report(model_path: Path, fer2013: Path | str, wild: Path | str
             "rows": "true class",
             "columns": "predicted class",
             "order": list(EMOTIONS),
-            **shipped_confusion_matrices(classifier, fer2013, wild),
+            **shipped_confusion_matrices(classifier, fer2013, wild, {name: raw[name].argmax(1) for name in raw}),
         },
         "fold_roles": {"heldout": HELDOUT_FOLD, "calibration": CALIBRATION_FOLD},
         # What these figures were made with: the flip mode and the precision `auto` measured on this CPU.

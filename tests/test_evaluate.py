@@ -107,4 +107,9 @@ def test_calibrate_command_refits_the_profiles_of_a_copy_of_the_model(shared_dat
         assert profile["temperature"] == pytest.approx(shipped[name]["temperature"], rel=0.02)
         assert profile["abstain_below"] == pytest.approx(shipped[name]["abstain_below"], abs=0.011)
     assert refitted["sets"]["wild_heldout"]["ece_after"] <= 0.03 < refitted["sets"]["wild_heldout"]["ece_before"]
+    # The matrices come from the same predictions the profiles were fitted on (not a second pass): the shipped
+    # ones again, up to the few faces another CPU or precision moves.
+    for name in ("fer2013_publictest", "wild_calibration", "wild_heldout"):
+        moved = np.abs(np.array(refitted["confusion_matrices"][name]) - np.array(card["confusion_matrices"][name]))
+        assert moved.sum() <= 40, (name, moved.sum())
     assert "photos:" in result.output and "fer2013:" in result.output
