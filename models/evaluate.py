@@ -132,20 +132,15 @@ def effective_row_faces(labels: np.ndarray, predicted: np.ndarray, people: np.nd
     return sizes
 
 
-def shipped_confusion_matrices(
-    classifier: EmotionClassifier,
-    fer2013: Path | str,
-    wild: Path | str,
-    predicted: Mapping[str, np.ndarray] | None = None,
-) -> dict:
-    """The confusion matrices the model card ships (rows true, columns predicted, counts).
+def shipped_confusion_matrices(predicted: Mapping[str, np.ndarray], fer2013: Path | str, wild: Path | str) -> dict:
+    """The confusion matrices the model card ships (rows true, columns predicted, counts), from `predicted`:
+    per set, the classes the model predicts for its faces in file order (the caller has classified them).
 
     `wild_calibration` is the matrix the statistics correct shares with (a fold never trained
     on); `wild_heldout` and `fer2013_publictest` are for reporting and for measuring how far a
     correction carries from one set to another. `effective_faces`: for the real-photo matrices,
     each row's effective number of faces with people as clusters (`effective_row_faces`);
-    FER2013's faces are taken as independent. `predicted`: a set's predicted classes by this
-    classifier where the caller has them already (each set costs seconds to classify).
+    FER2013's faces are taken as independent.
     """
     from models.wild import load_wild
 
@@ -153,15 +148,14 @@ def shipped_confusion_matrices(
     faces = load_wild(wild)
     calibration, heldout = faces.calibration(), faces.heldout()
     sets = {
-        "fer2013_publictest": (public.images, public.labels, None),
-        "wild_calibration": (calibration.images, calibration.labels, calibration.identity),
-        "wild_heldout": (heldout.images, heldout.labels, heldout.identity),
+        "fer2013_publictest": (public.labels, None),
+        "wild_calibration": (calibration.labels, calibration.identity),
+        "wild_heldout": (heldout.labels, heldout.identity),
     }
     matrices: dict = {}
     effective: dict[str, list[float]] = {}
-    for name, (images, labels, people) in sets.items():
-        known = (predicted or {}).get(name)
-        classes = classifier.predict(images).argmax(1) if known is None else known
+    for name, (labels, people) in sets.items():
+        classes = predicted[name]
         if len(classes) != len(labels):
             raise ValueError(f"{name}: {len(classes)} predictions for {len(labels)} faces")
         matrices[name] = confusion_matrix(labels, classes).tolist()

@@ -270,7 +270,7 @@ def calibrate_and_report(model_path: Path, fer2013: Path | str, wild: Path | str
             "rows": "true class",
             "columns": "predicted class",
             "order": list(EMOTIONS),
-            **shipped_confusion_matrices(classifier, fer2013, wild, {name: raw[name].argmax(1) for name in raw}),
+            **shipped_confusion_matrices({name: probs.argmax(1) for name, probs in raw.items()}, fer2013, wild),
         },
         "fold_roles": {"heldout": HELDOUT_FOLD, "calibration": CALIBRATION_FOLD},
         # What these figures were made with: the flip mode and the precision `auto` measured on this CPU.
