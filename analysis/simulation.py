@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from analysis.clustered import ClusterSums, raw_shares
-from analysis.compare import corrected_differences
+from analysis.compare import corrected_differences, raw_differences
 from analysis.correction import PRIOR_FACES, Confusion, corrected_shares
 
 
@@ -166,16 +166,18 @@ class NullComparisons:
     draws: int
     any_significant: float  # fraction of draws with at least one emotion significant after Holm (target <= 5 %)
     zero_inside: np.ndarray  # (K,) fraction of draws whose corrected difference interval holds 0
+    raw_any_significant: float  # the same for the raw differences (both sets' classified truth is the same)
+    raw_zero_inside: np.ndarray
 
 
 def null_comparisons(
     scenario: Scenario, confusion: Confusion, draws: int, seed: int = 6, independent_streams: bool = True
 ) -> NullComparisons:
     """Worlds given the card (as `coverage_given_card`), each with two independent sets of the same population
-    classified through the same true matrix: the corrected differences' family-wise false-positive rate.
+    classified through the same true matrix: the raw and corrected differences' family-wise false-positive rates.
     `independent_streams` False gives both sets the same sampling draws (tests: what separate streams are for)."""
     rng = np.random.default_rng(seed)
-    flagged, inside = [], []
+    flagged, inside, raw_flagged, raw_inside = [], [], [], []
     for draw in range(draws):
         matrix = draw_rows(rng, confusion.concentration)
         raws = [
@@ -186,4 +188,14 @@ def null_comparisons(
         difference = corrected_differences(a, b)
         flagged.append(bool(difference.significant().any()))
         inside.append((difference.low <= 0) & (difference.high >= 0))
-    return NullComparisons(scenario.name, draws, float(np.mean(flagged)), np.mean(inside, axis=0))
+        raw_difference = raw_differences(*raws)
+        raw_flagged.append(bool(raw_difference.significant().any()))
+        raw_inside.append((raw_difference.low <= 0) & (raw_difference.high >= 0))
+    return NullComparisons(
+        scenario.name,
+        draws,
+        float(np.mean(flagged)),
+        np.mean(inside, axis=0),
+        float(np.mean(raw_flagged)),
+        np.mean(raw_inside, axis=0),
+    )

@@ -823,7 +823,9 @@ class ShareDifference(Schema):
 
 
 class EmotionDifference(Schema):
-    raw: ShareDifference = Field(description="Of the classifier's shares: normal interval, cluster-robust variances.")
+    raw: ShareDifference = Field(
+        description="Of the classifier's shares: t interval (Welch's degrees of freedom), cluster-robust variances."
+    )
     corrected: ShareDifference | None = Field(
         description="Of the corrected shares: percentile interval over the two sets' replicates, paired by "
         "matrix draw (unconstrained, so a difference is not pulled by either side's clipping); null "

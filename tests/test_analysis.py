@@ -10,8 +10,16 @@ import numpy as np
 import pytest
 
 from analysis.card import COMMITTED_MODEL, CardError, card_path, confusion, matrices
-from analysis.clustered import ClusterSums, raw_shares, share_covariance, small_sample_stretch, t_quantile, wilson
-from analysis.compare import bootstrap_p_values, holm, raw_differences
+from analysis.clustered import (
+    ClusterSums,
+    raw_shares,
+    share_covariance,
+    small_sample_stretch,
+    t_p_value,
+    t_quantile,
+    wilson,
+)
+from analysis.compare import bootstrap_p_values, holm, raw_differences, welch_degrees_of_freedom
 from analysis.correction import Confusion, correct, corrected_shares, equality_solution, simplex_least_squares
 from analysis.report import comparison, with_intervals
 from analysis.simulation import Scenario, classify, coverage, coverage_given_card, draw_images, null_comparisons
@@ -134,7 +142,9 @@ def test_t_quantiles_and_the_small_sample_stretch_of_raw_intervals() -> None:
     """Student's t at 97.5 % against the tables; a set of m images is a t with m - 1 degrees of freedom."""
     tables = {1: 12.7062, 2: 4.3027, 3: 3.1824, 5: 2.5706, 10: 2.2281, 39: 2.0227, 399: 1.9659}
     for freedom, value in tables.items():
-        assert t_quantile(freedom) == pytest.approx(value, abs=0.004 if freedom < 10 else 1e-4)
+        assert t_quantile(freedom) == pytest.approx(value, abs=1e-4)
+    assert t_quantile(0.5) == np.inf and t_quantile(np.inf) == pytest.approx(1.959964)
+    assert t_p_value(2.0227, 1.0, 39) == pytest.approx(0.05, abs=1e-4) and t_p_value(0.0, 0.0, 5) == 1.0
     assert small_sample_stretch(1) == 1.0 and small_sample_stretch(400) < 1.004 < small_sample_stretch(40)
     # Five images: Wilson at the effective size shrunk by (z / t_4)^2, so wider than without the stretch.
     few = ClusterSums.from_image_counts(np.eye(K)[[0, 3, 3, 6, 6]] * 2)
@@ -217,6 +227,25 @@ def test_raw_differences_test_what_they_should() -> None:
     assert not raw_differences(b, same).significant().any()
 
 
+def test_raw_differences_of_few_images_are_t_intervals_with_welchs_degrees_of_freedom() -> None:
+    """Two sets of 8 and 30 images: per emotion the half-width is t at Welch-Satterthwaite's degrees of freedom times
+    the summed standard error, wider than the normal one, and the degrees of freedom lie between the smaller set's
+    and the two sets' together; the p-value is the t test's, so zero leaves the interval exactly when p < 0.05."""
+    rng = np.random.default_rng(5)
+    matrix = FER / FER.sum(axis=1, keepdims=True)
+    small, large = (raw_shares(sums_of(rng, SOCIAL / SOCIAL.sum(), matrix, images)) for images in (8, 30))
+    freedom = welch_degrees_of_freedom(small, large)
+    assert np.all((freedom >= 7 - 1e-9) & (freedom <= 36 + 1e-9)), freedom
+    difference = raw_differences(small, large)
+    error = np.sqrt(np.diag(small.covariance) + np.diag(large.covariance))
+    seen = error > 0
+    assert seen.sum() >= 5
+    np.testing.assert_allclose((difference.high - difference.low)[seen] / 2, t_quantile(freedom[seen]) * error[seen])
+    assert np.all((difference.high - difference.low)[seen] / 2 > 1.96 * error[seen])
+    outside = (difference.low > 0) | (difference.high < 0)
+    np.testing.assert_array_equal(outside[seen], difference.p_value[seen] < 0.05)
+
+
 def test_fast_coverage_on_a_well_measured_matrix() -> None:
     """150 draws: each raw and corrected interval holds its target in 88-99.5 % of them (the bench runs 1,000)."""
     result = coverage(Scenario("social", SOCIAL / SOCIAL.sum(), 300, 1.5, 3.0), FER, FER, draws=150, seed=11)
@@ -255,6 +284,7 @@ def test_one_population_compared_with_itself_is_rarely_called_different() -> Non
     card = confusion(None, "wild_calibration")
     honest = null_comparisons(scenario, card, 150, 15)
     assert honest.any_significant <= 0.1 and honest.zero_inside.mean() >= 0.92, honest
+    assert honest.raw_any_significant <= 0.1 and honest.raw_zero_inside.mean() >= 0.92, honest
     shared = null_comparisons(scenario, card, 100, 15, independent_streams=False)
     assert shared.any_significant > honest.any_significant and shared.zero_inside.mean() < 0.88, shared
 
