@@ -184,10 +184,10 @@ class Settings(BaseSettings):
         "(an API request may name another with `matrix=`)",
     )
     min_images_for_share: int = Field(
-        150,
+        200,
         ge=1,
         description="below this many images with faces, a share is flagged as not reliable yet (the smallest set "
-        "size whose intervals the simulation found within 93-97 % and unbiased: docs/statistics.md)",
+        "size whose intervals the simulation found within 93.5-96.5 % and unbiased: docs/statistics.md)",
     )
     fer2013: Path | None = Field(
         None, description="FER2013 NPZ for `train` and `evaluate` (default `../shared/data/fer2013.npz`)"

@@ -269,7 +269,7 @@ def test_dashboard_numbers_equal_the_api(page: Any, live: str, seeded: StatsData
     assert shown["caption"] == "faces per emotion per hour (UTC)" and len(shown["timeline"]) == 3
     happy = {bar["emotion"]: bar["text"] for bar in shown["emotions"]}["happy"]
     assert re.fullmatch(r"\d+\.\d–\d+\.\d % · 3", happy), happy  # 3 images with faces: the interval, not "50.0 %"
-    assert "Not reliable yet: 3 images with faces, under the 150" in page.text_content("#emotion-chart")
+    assert "Not reliable yet: 3 images with faces, under the 200" in page.text_content("#emotion-chart")
     assert page.locator('.platform[data-platform="facebook"] .unreliable').count() == 1
     # The shipped card's real-photo matrix has no fear face of its own: the chart says that correction is assumed.
     assert "fear (0 faces)" in page.text_content("#emotion-chart .thin-rows")
@@ -329,12 +329,12 @@ READ_COMPARE = """() => [...document.querySelectorAll("#compare-chart g.differen
 
 @pytest.fixture
 def two_platforms(pg_database: Database) -> None:
-    """160 instagram photos of mostly happy faces and 160 twitter ones of mostly angry faces: each side over the
-    150 images a share needs to be reliable."""
+    """210 instagram photos of mostly happy faces and 210 twitter ones of mostly angry faces: each side over the
+    200 images a share needs to be reliable."""
     with pg_database.session() as session:
         for platform, mood in (("instagram", "happy"), ("twitter", "angry")):
-            batch = add_batch(session, total=160)
-            for index in range(160):
+            batch = add_batch(session, total=210)
+            for index in range(210):
                 faces = (mood, mood) if index % 4 else ("neutral",)
                 add_image(session, batch, platform=platform, emotions=faces)
 
@@ -360,7 +360,7 @@ def test_compare_view_draws_the_apis_differences(page: Any, live: str, two_platf
         assert row["corrected"] == pytest.approx(corrected["difference"])
     assert drawn["happy"]["significant"] and drawn["happy"]["raw"] > 0 and drawn["angry"]["raw"] < 0
     sides = page.text_content("#compare-chart .sides")
-    assert "instagram: 280 faces in 160 images" in sides and "not reliable" not in sides
+    assert "instagram: 367 faces in 210 images" in sides and "not reliable" not in sides
     screenshot(page, "dashboard-compare.png")
 
     shared = page.context.new_page()  # the compared sets live in the URL, beside the filters

@@ -81,10 +81,10 @@ def test_stats_intervals_are_the_estimators_on_the_rows(client: FlaskClient, pla
                 [corrected.low[index], corrected.high[index]], abs=1e-6
             )
             assert cell["interval"][0] <= cell["share"] <= cell["interval"][1]
-    # 120 images with faces, 60 a platform: under the 150 a share needs by default to be called reliable.
+    # 120 images with faces, 60 a platform: under the 200 a share needs by default to be called reliable.
     assert body["reliable"] is False and body["by_platform"]["instagram"]["reliable"] is False
     assert body["statistics"]["corrected"]["matrix"] == "wild_calibration"
-    assert body["statistics"]["min_images"] == 150
+    assert body["statistics"]["min_images"] == 200
 
 
 def test_clustered_interval_is_wider_than_counting_faces(client: FlaskClient, pg_database: Database) -> None:
@@ -158,7 +158,7 @@ def test_compare_two_platforms(client: FlaskClient, platforms: None) -> None:
     assert min(holm) == pytest.approx(min(1.0, K * min(p_values)), abs=1e-6)
     corrected = body["differences"]["happy"]["corrected"]
     assert corrected["interval"][0] <= corrected["interval"][1]
-    assert body["reliable"] is False  # 60 images a side, under the default 150
+    assert body["reliable"] is False  # 60 images a side, under the default 200
 
 
 def test_compare_shared_and_own_filters(client: FlaskClient, platforms: None) -> None:

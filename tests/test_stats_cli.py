@@ -112,7 +112,7 @@ def test_stats_table_layout(run, seeded: StatsData) -> None:
     assert output.splitlines()[4].split() == ["emotion", "all*", "facebook*", "instagram*", "twitter*"]
     assert re.search(r"^happy +3  50\.0 % +\d+\.\d- *\d+\.\d +2  66\.7 % ", output, re.MULTILINE)
     assert "corrected for the classifier's errors (wild_calibration)" in output
-    assert "* fewer than 150 images with faces: not reliable yet" in output
+    assert "* fewer than 200 images with faces: not reliable yet" in output
 
 
 def test_stats_matrix_option(run, seeded: StatsData) -> None:
