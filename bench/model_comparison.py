@@ -142,6 +142,7 @@ class FerClassifier:
 
     def __init__(self, weights: Path, *, flip_tta: bool = False, batch_size: int = BATCH_SIZE):
         self.model = keras.models.load_model(weights, compile=False)
+        self.parameters = self.model.count_params()
         self.flip_tta = flip_tta  # fer itself runs one pass (fer.py:399)
         self.batch_size = batch_size
         self._forward_batch = traced_forward(self.model, FER_INPUT_SIZE)
@@ -180,7 +181,7 @@ def measure(
     `wild_classifier`: the same model calibrated for real photos, where FER2013 has a profile of its own.
     """
     faces, labels = split.images, split.labels
-    parameters, input_size = classifier.model.count_params(), classifier.model.input_shape[1]
+    parameters, input_size = classifier.parameters, classifier.model.input_shape[1]
     shipped = classifier.flip_tta
     on_photos = wild_classifier or classifier
     rows = []
