@@ -3,8 +3,8 @@
 Raw: the difference of two ratio estimates from different images, its variance the sum of
 their cluster-robust variances; t interval and two-sided t-test, with Welch-Satterthwaite's
 degrees of freedom (each variance is estimated from its set's images, m - 1 degrees of
-freedom, as in the raw share intervals: a normal z let 40-image comparisons call 5.5-5.8 %
-of null differences significant in simulation). When the two sets share
+freedom, as in the raw share intervals; with a normal z, up to 5.8 % of simulated comparisons
+of one population with itself called some emotion different). When the two sets share
 images the true variance is smaller (their errors are positively correlated), so the interval
 is conservative then. Corrected: the replicates of both sides use the same matrix draw in each
 row (the classifier's errors are the same on both sides, and largely cancel in a difference)
