@@ -63,6 +63,7 @@ BATCH_SIZE = 256  # EmotionClassifier's default batch, used for fer too
 
 class Classifier(Protocol):
     model: keras.Model
+    parameters: int  # of the net as trained
     flip_tta: bool
 
     def predict(self, faces: np.ndarray) -> np.ndarray: ...
