@@ -180,7 +180,9 @@ def sweep(
             raw, corrected = result.raw_covered * 100, result.corrected_covered * 100
             bias = np.abs(result.corrected_bias).max() * 100
             cells.append(f"{raw.min():.1f}–{raw.max():.1f} / {corrected.min():.1f}–{corrected.max():.1f}, {bias:.2f}")
-            raws, correcteds, biases = [*raws, *raw], [*correcteds, *corrected], [*biases, bias]
+            raws.extend(raw)
+            correcteds.extend(corrected)
+            biases.append(bias)
         overall = f"{min(raws):.1f}–{max(raws):.1f} / {min(correcteds):.1f}–{max(correcteds):.1f}, {max(biases):.2f}"
         print(f"| {images} | " + " | ".join(cells) + f" | {overall} |", flush=True)
 

@@ -40,37 +40,29 @@ def with_compute_dtype(model: keras.Model, policy: str) -> keras.Model:
     return clone
 
 
-def compiled_forward(model: keras.Model) -> Callable[[np.ndarray], np.ndarray]:
-    """One traced graph for every batch size: eager Keras calls cost about a third of the speed."""
-    if keras.backend.backend() != "tensorflow":
-        return lambda x: keras.ops.convert_to_numpy(model(x, training=False))
-    import tensorflow as tf
+def compiled_forward(model: keras.Model, mirrored: bool = False) -> Callable[[np.ndarray], np.ndarray]:
+    """One traced graph for every batch size: eager Keras calls cost about a third of the speed.
 
-    spec = tf.TensorSpec((None, FACE_SIZE, FACE_SIZE, 1), tf.float32)
-    graph = tf.function(lambda x: tf.cast(model(x, training=False), tf.float32), input_signature=[spec])
-    return lambda x: graph(tf.constant(x)).numpy()
-
-
-def compiled_mirrored_forward(model: keras.Model) -> Callable[[np.ndarray], np.ndarray]:
-    """Flip averaging in one traced graph: the mean of the faces' and their mirror images' probabilities.
-
-    The two passes are independent branches of one graph, which TensorFlow runs side by side
-    on the two cores; two calls one after the other left the cores idle in the small late
-    layers (498 against 441 faces/s, medians of six rounds, BENCHMARKS.md).
+    `mirrored`: flip averaging, the mean of the faces' and their mirror images' probabilities,
+    as two independent branches of the same graph, which TensorFlow runs side by side on the
+    cores; two calls one after the other left them idle in the small late layers (506 against
+    442 faces/s, BENCHMARKS.md).
     """
+
+    def probabilities(x):
+        return keras.ops.cast(model(x, training=False), "float32")
+
+    def forward(x):
+        if not mirrored:
+            return probabilities(x)
+        return (probabilities(x) + probabilities(keras.ops.flip(x, axis=2))) / 2
+
     if keras.backend.backend() != "tensorflow":
-        forward = compiled_forward(model)
-        return lambda x: (forward(x) + forward(np.ascontiguousarray(x[:, :, ::-1]))) / 2
+        return lambda x: keras.ops.convert_to_numpy(forward(x))
     import tensorflow as tf
 
-    def averaged(x):
-        mirrored = tf.reverse(x, axis=[2])
-        return (
-            tf.cast(model(x, training=False), tf.float32) + tf.cast(model(mirrored, training=False), tf.float32)
-        ) / 2
-
     spec = tf.TensorSpec((None, FACE_SIZE, FACE_SIZE, 1), tf.float32)
-    graph = tf.function(averaged, input_signature=[spec])
+    graph = tf.function(forward, input_signature=[spec])
     return lambda x: graph(tf.constant(x)).numpy()
 
 
@@ -203,7 +195,7 @@ class EmotionClassifier:
         x = faces.astype(np.float32)[..., None]
         if self.flip_tta:
             if self._mirrored_batch is None:
-                self._mirrored_batch = compiled_mirrored_forward(self.model)
+                self._mirrored_batch = compiled_forward(self.model, mirrored=True)
             probs = self._forward(x, self._mirrored_batch)
         else:
             probs = self._forward(x, self._forward_batch)

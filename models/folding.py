@@ -60,26 +60,23 @@ def channel_scale_and_shift(norm: layers.BatchNormalization) -> tuple[np.ndarray
     return scale, beta - scale * mean
 
 
-def foldable_norm(conv: keras.layers.Layer, norm: keras.layers.Layer) -> bool:
-    return (
-        isinstance(conv, layers.Conv2D)
-        and conv.get_config()["activation"] == "linear"
-        and isinstance(norm, layers.BatchNormalization)
-        and norm.axis in (-1, 3)
-    )
+def foldable_norm(layer: keras.layers.Layer | None) -> bool:
+    """Whether `layer`, after a linear convolution, is a normalisation over its channels (the last axis)."""
+    return isinstance(layer, layers.BatchNormalization) and layer.axis in (-1, 3)
 
 
 def fused_conv(
     conv: layers.Conv2D, norm: layers.BatchNormalization | None, input_scale: float, activation: str
 ) -> tuple[layers.Conv2D, list[np.ndarray]]:
     """A convolution with the input's scale, the normalisation and the activation folded in; and its weights."""
-    kernel = keras.ops.convert_to_numpy(conv.kernel).astype(np.float64) * input_scale
+    trained_kernel = keras.ops.convert_to_numpy(conv.kernel)
+    kernel = trained_kernel.astype(np.float64) * input_scale
     bias = keras.ops.convert_to_numpy(conv.bias).astype(np.float64) if conv.use_bias else np.zeros(kernel.shape[-1])
     if norm is not None:
         scale, shift = channel_scale_and_shift(norm)
         kernel, bias = kernel * scale, bias * scale + shift
     config = {**conv.get_config(), "use_bias": True, "activation": activation}
-    dtype = keras.ops.convert_to_numpy(conv.kernel).dtype
+    dtype = trained_kernel.dtype
     return layers.Conv2D.from_config(config), [kernel.astype(dtype), bias.astype(dtype)]
 
 
@@ -96,7 +93,7 @@ def folded_chain(model: keras.Model) -> keras.Model:
             continue
         if isinstance(layer, layers.Conv2D) and layer.get_config()["activation"] == "linear":
             following = chain[index + 1] if index + 1 < len(chain) else None
-            norm = following if following is not None and foldable_norm(layer, following) else None
+            norm = following if foldable_norm(following) else None
             after = index + 1 + (norm is not None)
             activation = "linear"
             if norm is not None and after < len(chain) and isinstance(chain[after], layers.Activation):
