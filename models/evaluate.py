@@ -54,17 +54,26 @@ def metrics(labels: np.ndarray, probs: np.ndarray) -> dict:
 FER2013_PROFILE = "fer2013"
 
 
-def evaluate_model(model_path: Path | str | None, data: Path | str, split: str, profile: str | None = None) -> dict:
+def evaluate_model(
+    model_path: Path | str | None,
+    data: Path | str,
+    split: str,
+    profile: str | None = None,
+    precision: str = "auto",
+) -> dict:
     """Metrics as `EmotionClassifier.predict` delivers them, plus the other flip mode's accuracy.
 
     FER2013's faces are scored with the card's "fer2013" calibration profile where it has one
     (`profile` chooses another; the product's default, "photos", keeps the model's argmax).
+    `precision` is the classifier's: "auto" (the default) is what the product runs, but on a CPU
+    with bfloat16 units it is picked by a timing race, so scores meant to be compared with each
+    other or reproduced should name one.
     """
     data_split = load_split(data, split)
     profiles = read_card(Path(model_path or DEFAULT_MODEL_PATH)).get("calibration", {}).get("profiles", {})
     if profile is None and FER2013_PROFILE in profiles:
         profile = FER2013_PROFILE
-    classifier = EmotionClassifier(model_path, profile=profile)
+    classifier = EmotionClassifier(model_path, profile=profile, precision=precision)
     result = {"split": split, "profile": classifier.profile}
     result.update(metrics(data_split.labels, classifier.predict(data_split.images)))
     result["flip_tta"], result["precision"] = classifier.flip_tta, classifier.precision

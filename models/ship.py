@@ -128,7 +128,8 @@ def choose(
         if not flips:
             continue
         net.save(scratch)
-        classifier = EmotionClassifier(scratch, temperature=1.0)
+        # float32 for every candidate: "auto" picks each one's precision by a timing race (see models/train.py)
+        classifier = EmotionClassifier(scratch, temperature=1.0, precision="float32")
         for flip in flips:
             classifier.flip_tta = flip
             scores = choosing_scores(classifier, sets)
