@@ -1,18 +1,19 @@
 """Do the 95 % intervals hold 95 % of the time, and does the correction bring shares closer to the truth?
 
 1. Simulation (analysis/simulation.py): for each confusion matrix of the model card and each
-   population, 5,000 draws (the check; 1,000 elsewhere) of a world with known true shares and
-   clustered faces (images of 1 + NegBin(mean 1.5) faces, each image's mix ~ Dirichlet(3 x
-   shares)), every face classified through the world's true matrix. The check
+   population, 5,000 draws (the check; 1,000 elsewhere) of a world with known true shares
+   and clustered faces (images of 1 + NegBin(mean 1.5) faces, each image's mix ~ Dirichlet(3
+   x shares)), every face classified through the world's true matrix. The check
    (`coverage_given_card`): the card fixed, corrected exactly as the API corrects, and each
    world's true matrix drawn from what the card allows (its counts at their effective sizes
    plus the prior). Raw intervals must hold the classified truth M^T pi, corrected ones the
-   true shares pi, in 93-97 % of draws; the corrected estimate's mean error must be under one point. Then a stress test,
-   reported and not checked (`coverage`): the truth held at the counts' own proportions and
-   the calibration set measured again in each world (also with the counts times ten: what a
-   larger calibration fold would buy). Also reported: two sets of one population compared as
-   /compare compares them (how often any emotion is called different after Holm: at most 5 %
-   expected, and how often each difference's interval holds 0).
+   true shares pi, in 93-97 % of draws; the corrected estimate's mean error must be under
+   one point. Then a stress test, reported and not checked (`coverage`): the truth held at
+   the counts' own proportions and the calibration set measured again in each world (also
+   with the counts times ten: what a larger calibration fold would buy). Also reported: two
+   sets of one population compared as /compare compares them (how often any emotion is
+   called different after Holm: at most 5 % expected, and how often each difference's
+   interval holds 0).
 2. Real labels: the shared set's held-out identities (models/wild.py fold 0), classified by the
    shipped EmotionClassifier, treated as one analysed set (each person a cluster: a person's
    photos share their errors); raw and corrected shares against the true labels (total
