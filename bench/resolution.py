@@ -3,7 +3,7 @@
     python bench/resolution.py [--model PATH] [--previous PATH] [--data PATH]
 
 Each PrivateTest face is shrunk to 48, 40, 32, 24 and 16 px (area averaging) and scaled
-back to 48 (bilinear, as models/crops.py scales small faces up), then classified as
+back to 48 (bicubic, as models/crops.py scales small faces up), then classified as
 `EmotionClassifier.predict` delivers (the model card's flip mode and temperature). Prints
 a markdown table and, for each model, the side at which accuracy is 5 points under its
 48 px figure (linearly interpolated): the low-resolution threshold.

@@ -173,7 +173,8 @@ class Settings(BaseSettings):
         24,
         ge=1,
         description="faces whose shorter side is under this many pixels are flagged `low_resolution`: the shipped "
-        "classifier is 5 points less accurate there (23.4 px, `bench/resolution.py`)",
+        "classifier is 5 points less accurate under 22.3 px with the bicubic crop (23.4 px with the bilinear one "
+        "before it; `bench/resolution.py`)",
     )
     model_path: Path | None = Field(
         None, validation_alias="SOCIALFER_MODEL", description="expression model file (default the committed model)"

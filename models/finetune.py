@@ -116,9 +116,11 @@ def gaussian_blur(image: tf.Tensor, sigma: tf.Tensor) -> tf.Tensor:
 
 
 def shrink_and_restore(image: tf.Tensor, side: tf.Tensor) -> tf.Tensor:
-    """The face as a photo `side` px wide shows it: area-shrunk, then scaled back bilinearly as models/crops.py does."""
+    """The face as a photo `side` px wide shows it: area-shrunk, then scaled back bicubically as models/crops.py
+    does (TensorFlow's cubic kernel is Keys' a = -0.5, OpenCV's -0.75: nearly the same face; v3 and v4 were
+    trained with bilinear, what the crop did then). Cubic overshoots at edges, so the result is clipped."""
     small = tf.image.resize(image, tf.stack([side, side]), method="area")
-    return tf.image.resize(small, (FACE_SIZE, FACE_SIZE), method="bilinear")
+    return tf.clip_by_value(tf.image.resize(small, (FACE_SIZE, FACE_SIZE), method="bicubic"), 0.0, 255.0)
 
 
 def degrade(image: tf.Tensor, probability: float, min_side: int) -> tf.Tensor:

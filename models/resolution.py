@@ -1,8 +1,8 @@
 """How accuracy falls as faces get small: FER2013 faces shrunk and scaled back as the crop does.
 
-A face `side` px wide in a photo reaches the classifier scaled up to 48x48 with bilinear
-interpolation (models/crops.py). Shrinking a 48x48 face with area averaging and scaling it
-back the same way gives what the classifier sees of a face that small.
+A face `side` px wide in a photo reaches the classifier scaled up to 48x48 with bicubic
+interpolation (`models.crops.resize_to_face`). Shrinking a 48x48 face with area averaging and
+scaling it back the same way gives what the classifier sees of a face that small.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 import cv2
 import numpy as np
 
+from models.crops import resize_to_face
 from models.labels import FACE_SIZE
 
 SIDES = (48, 40, 32, 24, 16)
@@ -24,8 +25,7 @@ def shrink_and_restore(faces: np.ndarray, side: int) -> np.ndarray:
         return faces
     out = np.empty_like(faces)
     for i, face in enumerate(faces):
-        small = cv2.resize(face, (side, side), interpolation=cv2.INTER_AREA)
-        out[i] = cv2.resize(small, (FACE_SIZE, FACE_SIZE), interpolation=cv2.INTER_LINEAR)
+        out[i] = resize_to_face(cv2.resize(face, (side, side), interpolation=cv2.INTER_AREA))
     return out
 
 

@@ -25,7 +25,9 @@ from workers.imaging import decode_image
 PRIVATE_SUBSET_FLOOR = 0.685  # v4 measured 0.693 (bf16, as delivered: flip averaging, the photos profile)
 WILD_HELDOUT_MACRO_RECALL_FLOOR = 0.55  # v4 measured 0.568 on the held-out fold 0 (all 2,160 faces); issue 15's goal
 WILD_HELDOUT_SHARE_DISTANCE_CEILING = 0.05  # v4 measured 0.031
-SMALL_FACE_FLOORS = {32: 0.665, 24: 0.64}  # v4 measured 0.675 at 32 px and 0.648 at 24 px on the PrivateTest subset
+# v4 on the PrivateTest subset with the bicubic crop: 0.682 at 32 px and 0.666 at 24 px (float32 and bfloat16 within
+# 0.001); with the bilinear crop before it, 0.675 and 0.648, under the 24 px floor
+SMALL_FACE_FLOORS = {32: 0.67, 24: 0.655}
 
 
 @pytest.fixture(scope="module")
