@@ -179,6 +179,13 @@ class Settings(BaseSettings):
     model_path: Path | None = Field(
         None, validation_alias="SOCIALFER_MODEL", description="expression model file (default the committed model)"
     )
+    precision: Literal["auto", "float32", "mixed_bfloat16"] = Field(
+        "auto",
+        description="the classifier's compute precision in workers and `socialfer analyze`: `auto` times bfloat16 "
+        "against float32 in each process on a CPU with bfloat16 units and keeps the faster, so two workers can "
+        "differ in a probability's last digits (and, rarely, a face's label); `float32`, what the model card's "
+        "figures were made with, gives the same answers in every process",
+    )
     confusion_matrix: str = Field(
         "wild_calibration",
         description="the model card's confusion matrix that corrected shares are estimated with "

@@ -459,7 +459,8 @@ def analyze(image_files: tuple[str, ...], as_json: bool) -> None:
     from models import EmotionClassifier, FaceAnalyzer
     from workers.imaging import DecodeError, decode_image
 
-    analyzer = FaceAnalyzer(classifier=EmotionClassifier(cli_settings().model_path))
+    settings = cli_settings()
+    analyzer = FaceAnalyzer(classifier=EmotionClassifier(settings.model_path, precision=settings.precision))
     failed = False
     for path in image_files:
         try:

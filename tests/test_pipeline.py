@@ -195,3 +195,27 @@ def test_the_worker_stores_sizes_flags_and_the_detection_limits(pg_database: Dat
     with pg_database.session() as session:
         rows = session.scalars(select(Face).where(Face.image_id == image_id).order_by(Face.id)).all()
         assert [(f.size_px, f.low_resolution, f.uncertain) for f in rows] == [(20, True, False), (40, False, True)]
+
+
+class StubDetector:
+    """Stands in for MTCNN where only the classifier is under test."""
+
+    def __init__(self, **options) -> None:
+        self.options = options
+
+    def warm_up(self) -> None:
+        pass
+
+    def scan(self, rgb: np.ndarray):
+        raise AssertionError("not scanned here")
+
+
+@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
+def test_the_worker_classifies_in_the_precision_the_setting_pins(monkeypatch, tmp_path: Path, precision: str) -> None:
+    """SOCIALFER_PRECISION reaches the worker's classifier, so every process answers alike (no timing race)."""
+    from workers.pipeline import load_analyzer
+
+    monkeypatch.setattr("models.detector.FaceDetector", StubDetector)
+    monkeypatch.setattr("models.hardware.limit_threads", lambda threads: None)
+    analyzer = load_analyzer(make_settings(tmp_path, precision=precision))
+    assert analyzer.classifier.precision == precision

@@ -46,6 +46,7 @@ def test_every_field_reads_its_environment_variable(monkeypatch: pytest.MonkeyPa
         ({"SOCIALFER_READ_TIMEOUT": "soon"}, "SOCIALFER_READ_TIMEOUT: Input should be a valid number"),
         ({"SOCIALFER_ALLOWED_PORTS": "80,70000"}, "SOCIALFER_ALLOWED_PORTS: Value error, ports must be 1 to 65535"),
         ({"SOCIALFER_MAX_ATTEMPTS": "0"}, "SOCIALFER_MAX_ATTEMPTS: Input should be greater than or equal to 1"),
+        ({"SOCIALFER_PRECISION": "int8"}, "SOCIALFER_PRECISION: Input should be 'auto', 'float32' or 'mixed_bfloat16'"),
     ],
 )
 def test_contradictions_and_bad_values_are_refused_by_name(

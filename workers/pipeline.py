@@ -50,7 +50,8 @@ def load_analyzer(settings: Settings) -> FaceAnalyzer:
     limit_threads(settings.threads_per_process())
     scan = ScanOptions(min_face_px=settings.min_face_px, max_scan_pixels=settings.max_scan_pixels)
     detector = FaceDetector(options=scan)
-    analyzer = FaceAnalyzer(detector, EmotionClassifier(settings.model_path), max_faces=settings.max_faces)
+    classifier = EmotionClassifier(settings.model_path, precision=settings.precision)
+    analyzer = FaceAnalyzer(detector, classifier, max_faces=settings.max_faces)
     analyzer.warm_up()
     return instrument_analyzer(analyzer)  # after warm-up, so tracing is not counted as detection
 
