@@ -211,11 +211,16 @@ class StubDetector:
 
 
 @pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
-def test_the_worker_classifies_in_the_precision_the_setting_pins(monkeypatch, tmp_path: Path, precision: str) -> None:
-    """SOCIALFER_PRECISION reaches the worker's classifier, so every process answers alike (no timing race)."""
+def test_the_worker_classifies_in_the_precision_the_setting_pins(
+    monkeypatch, tmp_path: Path, caplog, precision: str
+) -> None:
+    """SOCIALFER_PRECISION reaches the worker's classifier, so every process answers alike (no timing race), and
+    the worker says which precision it runs."""
     from workers.pipeline import load_analyzer
 
     monkeypatch.setattr("models.detector.FaceDetector", StubDetector)
     monkeypatch.setattr("models.hardware.limit_threads", lambda threads: None)
-    analyzer = load_analyzer(make_settings(tmp_path, precision=precision))
+    with caplog.at_level("INFO", logger="workers.pipeline"):
+        analyzer = load_analyzer(make_settings(tmp_path, precision=precision))
     assert analyzer.classifier.precision == precision
+    assert f"precision {precision} (asked: {precision})" in caplog.text

@@ -53,6 +53,14 @@ def load_analyzer(settings: Settings) -> FaceAnalyzer:
     classifier = EmotionClassifier(settings.model_path, precision=settings.precision)
     analyzer = FaceAnalyzer(detector, classifier, max_faces=settings.max_faces)
     analyzer.warm_up()
+    log.info(
+        "classifier ready: %s, precision %s (asked: %s), flip averaging %s, profile %s",
+        classifier.model_path.name,
+        classifier.precision,
+        settings.precision,
+        "on" if classifier.flip_tta else "off",
+        classifier.profile,
+    )
     return instrument_analyzer(analyzer)  # after warm-up, so tracing is not counted as detection
 
 
