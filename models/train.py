@@ -5,6 +5,10 @@ into the run directory; running again with the same directory continues from the
 The export picks, on PublicTest, between the best single epoch and the mean weights of the
 last epochs (`models/averaging.py`). PrivateTest is only touched once, after that choice,
 to report the chosen model.
+
+Under TensorFlow (this project's CPUs) the input is a tf.data pipeline; under another Keras
+backend (`KERAS_BACKEND=jax` on a GPU machine without TensorFlow) the same augmenter runs on
+numpy batches of an `AugmentedBatches` sequence, so a run can go where TensorFlow is not.
 """
 
 from __future__ import annotations
@@ -20,7 +24,6 @@ from pathlib import Path
 
 import keras
 import numpy as np
-import tensorflow as tf
 from keras import layers
 
 from models.architecture import DEFAULT_STAGES, build_emotion_cnn
@@ -70,9 +73,38 @@ def augmenter(seed: int) -> keras.Sequential:
     )
 
 
+class AugmentedBatches(keras.utils.PyDataset):
+    """Batches of faces for a backend without tf.data: shuffled anew each epoch from `seed` and augmented
+    by `augment` (Keras' preprocessing layers run in any backend) when it is given; in order otherwise."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, batch: int, augment=None, seed: int = 0):
+        super().__init__()
+        self.x, self.y, self.batch, self.augment = x, y, batch, augment
+        self.rng = np.random.default_rng(seed)
+        self.order = self.rng.permutation(len(x)) if augment is not None else np.arange(len(x))
+
+    def __len__(self) -> int:
+        return int(np.ceil(len(self.x) / self.batch))
+
+    def __getitem__(self, index: int):
+        rows = self.order[index * self.batch : (index + 1) * self.batch]
+        faces = self.x[rows]
+        if self.augment is not None:
+            faces = keras.ops.convert_to_numpy(keras.ops.clip(self.augment(faces, training=True), 0, 255))
+        return faces, self.y[rows]
+
+    def on_epoch_end(self) -> None:
+        if self.augment is not None:
+            self.order = self.rng.permutation(len(self.x))
+
+
 def to_dataset(images: np.ndarray, labels: np.ndarray, batch: int, *, augment=None, seed: int = 0):
     x = images[..., None].astype("float32")
     y = keras.utils.to_categorical(labels, len(EMOTIONS))
+    if keras.backend.backend() != "tensorflow":
+        return AugmentedBatches(x, y, batch, augment, seed)
+    import tensorflow as tf
+
     ds = tf.data.Dataset.from_tensor_slices((x, y))
     if augment is not None:
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
@@ -312,7 +344,7 @@ def export(cfg: TrainConfig, best_path: Path, state: dict, train_images: np.ndar
         "epochs": state["epoch"],
         "wall_time_s": round(state["elapsed_s"], 1),
         "hardware": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cpus",
-        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
+        "versions": backend_versions(),
         "selection": f"{chosen}: best PublicTest accuracy in float32 of {json.dumps(tried)}",
         "public_test_accuracy": public["accuracy"],
         "private_test_accuracy": private["accuracy"],
@@ -323,6 +355,14 @@ def export(cfg: TrainConfig, best_path: Path, state: dict, train_images: np.ndar
     }
     model_card_path(cfg.output).write_text(json.dumps(card, indent=2) + "\n")
     return card
+
+
+def backend_versions() -> dict[str, str]:
+    """Keras' version and its backend's, for the card: {"tensorflow": ..., "keras": ...} on this project's CPUs."""
+    from importlib import import_module
+
+    backend = keras.backend.backend()
+    return {backend: import_module(backend).__version__, "keras": keras.__version__}
 
 
 def main_defaults() -> TrainConfig:

@@ -11,7 +11,7 @@ import numpy as np
 
 from models.architecture import build_emotion_cnn
 from models.averaging import average_weights, recalibrate_batch_norm, snapshots
-from models.train import TrainConfig, compile_model, restore_checkpoint, train
+from models.train import AugmentedBatches, TrainConfig, augmenter, compile_model, restore_checkpoint, to_dataset, train
 from models.weights import model_card_path
 
 
@@ -96,3 +96,38 @@ def test_weight_average_is_the_mean_and_batch_norm_is_recalibrated_on_the_data(t
     conv_out = keras.Model(net.input, norm.input).predict(faces[..., None].astype("float32"), verbose=0)
     assert np.allclose(norm.moving_mean.numpy(), conv_out.mean(axis=(0, 1, 2)), rtol=1e-3, atol=1e-4)
     assert norm.momentum == 0.99
+
+
+def test_without_tensorflow_the_input_is_augmented_batches_a_net_can_fit(monkeypatch) -> None:
+    """Under another backend (a GPU machine without TensorFlow: `KERAS_BACKEND=jax`) `to_dataset` gives
+    `AugmentedBatches`: every face once an epoch in a seeded order that changes each epoch, augmented and
+    clipped to 0..255; validation batches untouched and in order. (A whole run under JAX: BENCHMARKS.md.)"""
+    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
+    rng = np.random.default_rng(3)
+    faces, labels = rng.integers(0, 256, (20, 48, 48)).astype("uint8"), rng.integers(0, 7, 20)
+    faces[:, :, 0] = np.arange(20)[:, None]  # a column that names each face, through any shuffle
+
+    training = to_dataset(faces, labels, 8, augment=augmenter(5), seed=5)
+    assert isinstance(training, AugmentedBatches) and len(training) == 3
+    batches = [training[index] for index in range(len(training))]
+    assert [len(x) for x, _ in batches] == [8, 8, 4]
+    assert all(x.shape[1:] == (48, 48, 1) and x.min() >= 0 and x.max() <= 255 for x, _ in batches)
+    order = training.order.copy()
+    assert sorted(order) == list(range(20)) and list(order) != list(range(20))
+    assert all(
+        np.array_equal(y, keras.utils.to_categorical(labels[order[8 * i : 8 * i + 8]], 7))
+        for i, (_, y) in enumerate(batches)
+    )
+    assert not np.array_equal(batches[0][0][..., 0], faces[order[:8]].astype("float32"))  # augmented
+    training.on_epoch_end()
+    assert sorted(training.order) == list(range(20)) and list(training.order) != list(order)
+    assert list(to_dataset(faces, labels, 8, augment=augmenter(5), seed=5).order) == list(order)  # seeded
+
+    validation = to_dataset(faces, labels, 8)
+    assert np.array_equal(validation[2][0][..., 0], faces[16:].astype("float32"))
+
+    monkeypatch.undo()  # fit in the backend this process really has
+    net = build_emotion_cnn(((4, 1),), name="tiny")
+    net.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+    history = net.fit(training, validation_data=validation, epochs=2, verbose=0)
+    assert len(history.history["val_accuracy"]) == 2
