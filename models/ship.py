@@ -24,7 +24,6 @@ from pathlib import Path
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from models.averaging import snapshots
 from models.calibration import (
@@ -45,6 +44,7 @@ from models.ensemble import MAX_PASSES, build_ensemble, member_name, member_subs
 from models.evaluate import metrics, shipped_confusion_matrices
 from models.finetune import FinetuneConfig, averaged_candidate, mixed_training_set
 from models.labels import EMOTIONS
+from models.train import backend_versions
 from models.weights import model_card_path
 from models.wild import CALIBRATION_FOLD, HELDOUT_FOLD, load_wild
 
@@ -364,7 +364,7 @@ def card_header(output: Path, fer2013: Path | str, wild: Path | str) -> dict:
         "wild_sha256": file_sha256(wild),
         "command": " ".join(shlex.quote(a) for a in sys.argv),
         "hardware": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cpus",
-        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
+        "versions": backend_versions(),
     }
 
 
